@@ -1,0 +1,90 @@
+"""Change events and the in-process change bus.
+
+Services publish a `Change` after their transaction commits; subscribers (the
+directory snapshot, the gateway) react without polling the database.
+
+Threading: `publish` calls every subscriber synchronously on the publishing
+thread, which is usually an API worker thread (FastAPI runs sync endpoints in
+a threadpool). Subscribers must therefore be thread-safe and must not block
+for long. The gateway, whose state lives on its asyncio loop, hops there with
+`loop.call_soon_threadsafe(...)`. `Directory.apply` is written to be called
+on such a worker thread (it reads the DB, which must never happen on the loop).
+
+Transport-ready: a `Change` is plain JSON (kind + ids), so a PostgreSQL
+LISTEN/NOTIFY or Redis pub/sub relay can carry it between processes later:
+publish `change.to_json()`, and on the far side `bus.publish(Change.from_json(s))`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+log = logging.getLogger(__name__)
+
+ENTITIES = ("account", "user", "location", "device", "line")
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """Something changed: `kind` is `<entity>.<verb>` (e.g. `device.activated`),
+    `entity_id` the changed row, `account_id` its tenant. Receivers re-read
+    what they need; the event carries ids, never data or secrets."""
+
+    kind: str
+    entity_id: int
+    account_id: int
+
+    def __post_init__(self) -> None:
+        if self.entity not in ENTITIES or "." not in self.kind:
+            raise ValueError(f"bad change kind {self.kind!r}")
+
+    @property
+    def entity(self) -> str:
+        return self.kind.split(".", 1)[0]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Change:
+        data = json.loads(text)
+        return cls(kind=str(data["kind"]), entity_id=int(data["entity_id"]),
+                   account_id=int(data["account_id"]))
+
+
+Subscriber = Callable[[Change], object]
+
+
+class ChangeBus:
+    """In-process pub/sub. Subscribers are plain callables, called in
+    subscription order; one failing subscriber is logged and does not stop
+    the others (the change is already committed, so there is nothing to undo)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._subscribers: tuple[Subscriber, ...] = ()
+
+    def subscribe(self, fn: Subscriber) -> Callable[[], None]:
+        """Add `fn`; returns a function that removes it again."""
+        with self._lock:
+            self._subscribers = (*self._subscribers, fn)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                subs = list(self._subscribers)
+                if fn in subs:
+                    subs.remove(fn)
+                self._subscribers = tuple(subs)
+
+        return unsubscribe
+
+    def publish(self, change: Change) -> None:
+        for fn in self._subscribers:  # tuple read once: safe against concurrent (un)subscribe
+            try:
+                fn(change)
+            except Exception:
+                log.exception("change subscriber %r failed on %s", fn, change)

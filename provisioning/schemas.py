@@ -1,0 +1,305 @@
+"""Request/response shapes shared by the services and the HTTP API.
+
+Format checks live here (pydantic → 422 naming the field); checks that need
+stored state or data files (plan exists, user belongs to the account, profile
+line limit) live in the services and raise `errors.Invalid` with the same
+field path, so clients see one error shape either way.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+from provisioning.models import Disposition
+
+_EXTENSION_RE = re.compile(r"^[0-9]{2,10}$")
+_NAMED_USER_RE = re.compile(r"^[a-z0-9._%+'-]+@[a-z0-9-]+(\.[a-z0-9-]+)+$")
+_CALLBACK_RE = re.compile(r"^\+?[0-9]{3,15}$")
+_MAC_RE = re.compile(r"^[0-9a-f]{12}$")
+
+CIVIC_MAX = 200
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+# --- accounts -------------------------------------------------------------------------------
+
+class AccountCreate(_In):
+    name: str = Field(min_length=1, max_length=200)
+    plan: str = Field(min_length=1, max_length=40, description="Only `connect` for now.")
+    region: str = Field(min_length=2, max_length=8, description="US, CA, EU, UK or AU.")
+
+    @field_validator("region")
+    @classmethod
+    def _upper(cls, v: str) -> str:
+        return v.upper()
+
+
+class AccountOut(_Out):
+    id: int
+    name: str
+    plan: str
+    region: str
+    status: str
+    created_at: datetime
+
+
+# --- users ----------------------------------------------------------------------------------
+
+class UserCreate(_In):
+    named_user_id: str = Field(max_length=254, description="Unique platform-wide, e-mail form (R1).")
+    display_name: str = Field(min_length=1, max_length=200)
+    extension: str = Field(description="2-10 digits, unique within the account.")
+
+    @field_validator("named_user_id")
+    @classmethod
+    def _named_user(cls, v: str) -> str:
+        v = v.lower()
+        if not _NAMED_USER_RE.match(v):
+            raise ValueError("must be an e-mail style named user id, e.g. jane.doe@example.com")
+        return v
+
+    @field_validator("extension")
+    @classmethod
+    def _extension(cls, v: str) -> str:
+        if not _EXTENSION_RE.match(v):
+            raise ValueError("must be 2 to 10 digits")
+        return v
+
+
+class UserOut(_Out):
+    id: int
+    account_id: int
+    named_user_id: str
+    display_name: str
+    extension: str
+    created_at: datetime
+
+
+# --- locations ------------------------------------------------------------------------------
+
+def _civic(description: str) -> Any:
+    return Field(default=None, max_length=CIVIC_MAX, description=description)
+
+
+class CivicFields(BaseModel):
+    """RFC 5139 civic elements except `country` (names as in e911.civic.CIVIC_FIELDS)."""
+
+    a1: str | None = _civic("national subdivision (state, province)")
+    a2: str | None = _civic("county, parish, district")
+    a3: str | None = _civic("city, township")
+    a4: str | None = _civic("city division, borough")
+    a5: str | None = _civic("neighbourhood, block")
+    a6: str | None = _civic("street group (legacy)")
+    prm: str | None = _civic("road pre-modifier")
+    prd: str | None = _civic("leading street direction")
+    rd: str | None = _civic("primary road or street")
+    sts: str | None = _civic("street suffix")
+    pod: str | None = _civic("trailing street suffix")
+    pom: str | None = _civic("road post-modifier")
+    rdsec: str | None = _civic("road section")
+    rdbr: str | None = _civic("road branch")
+    rdsubbr: str | None = _civic("road sub-branch")
+    hno: str | None = _civic("house number")
+    hns: str | None = _civic("house number suffix")
+    lmk: str | None = _civic("landmark or vanity address")
+    loc: str | None = _civic("additional location information")
+    flr: str | None = _civic("floor")
+    nam: str | None = _civic("name (occupant)")
+    pc: str | None = _civic("postal code")
+    bld: str | None = _civic("building")
+    unit: str | None = _civic("unit (apartment, suite)")
+    room: str | None = _civic("room")
+    seat: str | None = _civic("seat (desk, cubicle)")
+    plc: str | None = _civic("place type")
+    pcn: str | None = _civic("postal community name")
+    pobox: str | None = _civic("post office box")
+    addcode: str | None = _civic("additional code")
+
+
+class LocationCreate(CivicFields, _In):
+    """Stored as given; address validation arrives with the E911 issue."""
+
+    name: str | None = Field(default=None, max_length=200, description="Label, e.g. 'HQ floor 3'.")
+    country: str = Field(description="ISO 3166-1 alpha-2 code (RFC 5139 `country`).")
+    callback_number: str = Field(description="Number a PSAP calls back, E.164 digits, optional '+'.")
+
+    @field_validator("country")
+    @classmethod
+    def _country(cls, v: str) -> str:
+        v = v.upper()
+        if not re.fullmatch(r"[A-Z]{2}", v):
+            raise ValueError("must be a two-letter ISO 3166-1 country code")
+        return v
+
+    @field_validator("callback_number")
+    @classmethod
+    def _callback(cls, v: str) -> str:
+        v = re.sub(r"[\s().-]", "", v)
+        if not _CALLBACK_RE.match(v):
+            raise ValueError("must be 3 to 15 digits, optionally starting with '+'")
+        return v
+
+
+class LocationOut(CivicFields, _Out):
+    id: int
+    account_id: int
+    name: str | None
+    country: str
+    callback_number: str
+    created_at: datetime
+
+
+# --- devices and lines ----------------------------------------------------------------------
+
+def normalise_mac(value: str) -> str:
+    """`00:15:65:AB-CD.EF` style → `001565abcdef`; ValueError when not 12 hex digits."""
+    mac = re.sub(r"[\s:.-]", "", value).lower()
+    if not _MAC_RE.match(mac):
+        raise ValueError("must be 12 hex digits (separators ':' '-' '.' allowed)")
+    return mac
+
+
+class LineSpec(_In):
+    user_id: int
+
+
+class DeviceCreate(_In):
+    hardware_profile: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=200)
+    mac: str | None = Field(default=None, description="Required for desk phones, absent for softphones.")
+    lines: list[LineSpec] = Field(min_length=1, max_length=1000)
+
+    @field_validator("mac")
+    @classmethod
+    def _mac(cls, v: str | None) -> str | None:
+        return None if v is None or v == "" else normalise_mac(v)
+
+
+class DeviceLocation(_In):
+    location_id: int
+
+
+class LineOut(BaseModel):
+    id: int
+    index: int
+    user_id: int
+    sip_username: str
+    sip_domain: str
+
+
+class LineCredentials(LineOut):
+    sip_password: str = Field(description="Shown once, at creation; only its HA1 digests are stored.")
+
+
+class DeviceOut(_Out):
+    id: int
+    account_id: int
+    hardware_profile: str
+    name: str
+    mac: str | None
+    kind: str
+    state: str
+    location_id: int | None
+    created_at: datetime
+    located_at: datetime | None
+    activated_at: datetime | None
+    lines: list[LineOut]
+
+
+class DeviceCreated(DeviceOut):
+    lines: list[LineCredentials]  # type: ignore[assignment]
+
+
+# --- call records ---------------------------------------------------------------------------
+
+def _clip(value: Any, limit: int) -> Any:
+    return value[:limit] if isinstance(value, str) else value
+
+
+class CdrIn(BaseModel):
+    """One call attempt as the gateway reports it. Over-long strings are clipped,
+    not refused: a call record must not be lost for a long URI."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    account_id: int | None = None
+    call_id: str = Field(min_length=1, max_length=255)
+    caller: str = Field(max_length=255)
+    callee: str = Field(max_length=255)
+    caller_user: int | None = None
+    callee_user: int | None = None
+    start: AwareDatetime
+    answer: AwareDatetime | None = None
+    end: AwareDatetime | None = None
+    duration_s: float = Field(default=0.0, ge=0.0)
+    disposition: Disposition
+    sip_code: int | None = Field(default=None, ge=100, le=699)
+    reason: str | None = Field(default=None, max_length=255)
+    rule_id: str | None = Field(default=None, max_length=8)
+    gateway_node: str | None = Field(default=None, max_length=64)
+
+    @field_validator("call_id", "caller", "callee", "reason", mode="before")
+    @classmethod
+    def _clip255(cls, v: Any) -> Any:
+        return _clip(v, 255)
+
+    @field_validator("gateway_node", mode="before")
+    @classmethod
+    def _clip64(cls, v: Any) -> Any:
+        return _clip(v, 64)
+
+
+class CdrOut(_Out):
+    id: int
+    account_id: int | None
+    call_id: str
+    caller: str
+    callee: str
+    caller_user: int | None
+    callee_user: int | None
+    start: datetime
+    answer: datetime | None
+    end: datetime | None
+    duration_s: float
+    disposition: str
+    sip_code: int | None
+    reason: str | None
+    rule_id: str | None
+    gateway_node: str | None
+
+
+# --- misc -----------------------------------------------------------------------------------
+
+class AuditOut(_Out):
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    entity: str
+    entity_id: int | None
+    account_id: int | None
+    detail: dict[str, Any]
+
+
+class HardwareProfileOut(BaseModel):
+    id: str
+    vendor: str
+    model: str
+    kind: str
+    max_lines: int
+    mac_policy: str
+    codecs: list[str]
+    transports: list[str]
+    ouis: list[str]
+    provenance: dict[str, str]
