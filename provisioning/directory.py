@@ -1,0 +1,270 @@
+"""Directory snapshot: the read model the gateway consults on the SIP hot path.
+
+Why: a REGISTER or INVITE must never wait for the database. The gateway
+reads `directory.snapshot` (one attribute read, atomic) and looks entries up
+in immutable maps; provisioning changes reach it through `Change` events.
+
+- `load_all()` builds the whole snapshot once at start (O(N)).
+- `apply(change)` re-reads only the rows the change names (a device's lines,
+  a user's lines, one account …) and builds the next snapshot with
+  `FrozenMap.evolve`, which copies only the touched shards: O(affected), not
+  O(N), so 10k devices cost the same per change as 10.
+
+Threading: `apply` does database I/O, so call it from a worker thread (the
+`ChangeBus` already calls subscribers on the publishing API thread), never on
+the event loop. Writers are serialised by a lock, and each apply re-reads the
+current rows, so the newest committed state always wins. Readers need no lock:
+they keep using whichever snapshot they grabbed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
+
+from sqlalchemy import ColumnElement
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from provisioning.events import Change
+from provisioning.frozenmap import FrozenMap
+from provisioning.models import Account, Device, Line, User
+
+K = TypeVar("K")
+
+
+@dataclass(frozen=True, slots=True)
+class AccountEntry:
+    id: int
+    name: str
+    plan: str
+    region: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class UserEntry:
+    id: int
+    account_id: int
+    named_user_id: str
+    display_name: str
+    extension: str
+
+
+@dataclass(frozen=True, slots=True)
+class LineEntry:
+    """Everything the registrar and router need about one SIP line, denormalised."""
+
+    sip_username: str
+    realm: str
+    ha1_md5: str
+    ha1_sha256: str
+    line_id: int
+    line_index: int
+    device_id: int
+    device_state: str
+    device_kind: str
+    location_id: int | None
+    user_id: int
+    extension: str
+    display_name: str
+    named_user_id: str
+    account_id: int
+
+
+LineIndex = FrozenMap[Any, tuple[LineEntry, ...]]
+
+
+def _empty() -> FrozenMap[Any, Any]:
+    return FrozenMap()
+
+
+@dataclass(frozen=True, slots=True)
+class DirectorySnapshot:
+    """One consistent view. All maps are immutable; tuples of lines are ordered
+    by line id.
+
+    - `lines`: sip_username → LineEntry (digest auth, registrar)
+    - `lines_by_id`: line id → LineEntry
+    - `by_extension`: (account_id, extension) → lines of that user (routing)
+    - `by_user`: user id → lines; `by_device`: device id → lines
+    - `users`: user id → UserEntry; `user_by_extension`: (account_id, extension) → user id
+      (a known extension without lines is "480 not registered", not "404 unknown")
+    - `accounts`: account id → AccountEntry (status, plan, region)
+    """
+
+    version: int = 0
+    accounts: FrozenMap[int, AccountEntry] = field(default_factory=_empty)
+    users: FrozenMap[int, UserEntry] = field(default_factory=_empty)
+    user_by_extension: FrozenMap[tuple[int, str], int] = field(default_factory=_empty)
+    lines: FrozenMap[str, LineEntry] = field(default_factory=_empty)
+    lines_by_id: FrozenMap[int, LineEntry] = field(default_factory=_empty)
+    by_extension: FrozenMap[tuple[int, str], tuple[LineEntry, ...]] = field(default_factory=_empty)
+    by_user: FrozenMap[int, tuple[LineEntry, ...]] = field(default_factory=_empty)
+    by_device: FrozenMap[int, tuple[LineEntry, ...]] = field(default_factory=_empty)
+
+    def line(self, sip_username: str) -> LineEntry | None:
+        return self.lines.get(sip_username)
+
+    def extension_lines(self, account_id: int, extension: str) -> tuple[LineEntry, ...]:
+        return self.by_extension.get((account_id, extension), ())
+
+
+def _line_entry(line: Line, device: Device, user: User) -> LineEntry:
+    assert line.id is not None and device.id is not None and user.id is not None
+    return LineEntry(
+        sip_username=line.sip_username, realm=line.realm, ha1_md5=line.ha1_md5,
+        ha1_sha256=line.ha1_sha256, line_id=line.id, line_index=line.index, device_id=device.id,
+        device_state=device.state, device_kind=device.kind, location_id=device.location_id,
+        user_id=user.id, extension=user.extension, display_name=user.display_name,
+        named_user_id=user.named_user_id, account_id=device.account_id,
+    )
+
+
+def _user_entry(user: User) -> UserEntry:
+    assert user.id is not None
+    return UserEntry(id=user.id, account_id=user.account_id, named_user_id=user.named_user_id,
+                     display_name=user.display_name, extension=user.extension)
+
+
+def _account_entry(account: Account) -> AccountEntry:
+    assert account.id is not None
+    return AccountEntry(id=account.id, name=account.name, plan=account.plan,
+                        region=account.region, status=account.status)
+
+
+def _fetch_lines(session: Session, where: ColumnElement[bool] | None = None) -> list[LineEntry]:
+    stmt = (select(Line, Device, User)
+            .join(Device, col(Line.device_id) == col(Device.id))
+            .join(User, col(Line.user_id) == col(User.id)))
+    if where is not None:
+        stmt = stmt.where(where)
+    return [_line_entry(line, device, user) for line, device, user in session.exec(stmt)]
+
+
+def _group(entries: Iterable[LineEntry], key: Callable[[LineEntry], K]) -> dict[K, tuple[LineEntry, ...]]:
+    groups: dict[K, list[LineEntry]] = {}
+    for e in entries:
+        groups.setdefault(key(e), []).append(e)
+    return {k: tuple(sorted(v, key=lambda e: e.line_id)) for k, v in groups.items()}
+
+
+def _ext_key(e: LineEntry) -> tuple[int, str]:
+    return (e.account_id, e.extension)
+
+
+def _reindex(index: LineIndex, key: Callable[[LineEntry], Any],
+             old: Iterable[LineEntry], new: list[LineEntry]) -> LineIndex:
+    """Update a grouped index for lines leaving (`old`) and arriving (`new`)."""
+    old = list(old)
+    touched_ids = {e.line_id for e in old} | {e.line_id for e in new}
+    keys = {key(e) for e in old} | {key(e) for e in new}
+    updates: dict[Any, tuple[LineEntry, ...]] = {}
+    deletes: list[Any] = []
+    for k in keys:
+        kept = [e for e in index.get(k, ()) if e.line_id not in touched_ids]
+        merged = tuple(sorted(kept + [e for e in new if key(e) == k], key=lambda e: e.line_id))
+        if merged:
+            updates[k] = merged
+        else:
+            deletes.append(k)
+    return index.evolve(updates, deletes)
+
+
+def replace_lines(snap: DirectorySnapshot, old: Iterable[LineEntry],
+                  new: list[LineEntry]) -> DirectorySnapshot:
+    """Snapshot with the `old` line entries swapped for `new` in every index."""
+    old = list(old)
+    new_names = {e.sip_username for e in new}
+    new_ids = {e.line_id for e in new}
+    return replace(
+        snap,
+        lines=snap.lines.evolve({e.sip_username: e for e in new},
+                                [e.sip_username for e in old if e.sip_username not in new_names]),
+        lines_by_id=snap.lines_by_id.evolve({e.line_id: e for e in new},
+                                            [e.line_id for e in old if e.line_id not in new_ids]),
+        by_extension=_reindex(snap.by_extension, _ext_key, old, new),
+        by_user=_reindex(snap.by_user, lambda e: e.user_id, old, new),
+        by_device=_reindex(snap.by_device, lambda e: e.device_id, old, new),
+    )
+
+
+class Directory:
+    """Holds the current `DirectorySnapshot`; see the module docstring."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._lock = threading.Lock()
+        self._snapshot = DirectorySnapshot()
+
+    @property
+    def snapshot(self) -> DirectorySnapshot:
+        return self._snapshot
+
+    @contextmanager
+    def _session(self, session: Session | None) -> Iterator[Session]:
+        if session is not None:
+            yield session
+            return
+        with Session(self._engine) as own:
+            yield own
+
+    def load_all(self, session: Session | None = None) -> DirectorySnapshot:
+        """Build the whole snapshot from the database (start-up, or resync)."""
+        with self._lock, self._session(session) as s:
+            accounts = {a.id: _account_entry(a) for a in s.exec(select(Account))}
+            users = [_user_entry(u) for u in s.exec(select(User))]
+            entries = _fetch_lines(s)
+            snap = DirectorySnapshot(
+                version=self._snapshot.version + 1,
+                accounts=FrozenMap(accounts),
+                users=FrozenMap((u.id, u) for u in users),
+                user_by_extension=FrozenMap(((u.account_id, u.extension), u.id) for u in users),
+                lines=FrozenMap((e.sip_username, e) for e in entries),
+                lines_by_id=FrozenMap((e.line_id, e) for e in entries),
+                by_extension=FrozenMap(_group(entries, _ext_key)),
+                by_user=FrozenMap(_group(entries, lambda e: e.user_id)),
+                by_device=FrozenMap(_group(entries, lambda e: e.device_id)),
+            )
+            self._snapshot = snap
+            return snap
+
+    def apply(self, change: Change, session: Session | None = None) -> DirectorySnapshot:
+        """Fold one change into a new snapshot (re-reading only affected rows)."""
+        with self._lock, self._session(session) as s:
+            snap = self._snapshot
+            entity, eid = change.entity, change.entity_id
+            if entity == "account":
+                account = s.get(Account, eid)
+                snap = replace(snap, accounts=snap.accounts.evolve(
+                    {eid: _account_entry(account)} if account else None,
+                    () if account else [eid]))
+            elif entity == "user":
+                user = s.get(User, eid)
+                old_user = snap.users.get(eid)
+                ext_deletes = [(old_user.account_id, old_user.extension)] if old_user else []
+                if user is not None:
+                    entry = _user_entry(user)
+                    key = (entry.account_id, entry.extension)
+                    ext_deletes = [k for k in ext_deletes if k != key]
+                    snap = replace(snap, users=snap.users.evolve({eid: entry}),
+                                   user_by_extension=snap.user_by_extension.evolve({key: eid}, ext_deletes))
+                else:
+                    snap = replace(snap, users=snap.users.evolve(None, [eid]),
+                                   user_by_extension=snap.user_by_extension.evolve(None, ext_deletes))
+                snap = replace_lines(snap, snap.by_user.get(eid, ()),
+                                     _fetch_lines(s, col(Line.user_id) == eid))
+            elif entity == "device":
+                snap = replace_lines(snap, snap.by_device.get(eid, ()),
+                                     _fetch_lines(s, col(Line.device_id) == eid))
+            elif entity == "line":
+                old = snap.lines_by_id.get(eid)
+                snap = replace_lines(snap, [old] if old else [], _fetch_lines(s, col(Line.id) == eid))
+            # "location": civic details are not in the snapshot yet (E911 issue adds them);
+            # a device's location_id changes arrive as device.* events.
+            snap = replace(snap, version=snap.version + 1)
+            self._snapshot = snap
+            return snap
