@@ -1,0 +1,34 @@
+"""`create_app(ctx)`: the provisioning HTTP API as a FastAPI application.
+
+The composition root builds a `ProvisioningContext` and serves the app with
+an embedded uvicorn on the gateway's event loop. Everything under `/api/v1`
+needs the bearer token; `/healthz`, `/openapi.json` and `/docs` do not.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, FastAPI
+
+from provisioning.api import errors
+from provisioning.api.context import ProvisioningContext
+from provisioning.api.deps import require_token
+from provisioning.api.routes import accounts, catalog, cdrs, devices, health, live, locations, users
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(ctx: ProvisioningContext) -> FastAPI:
+    app = FastAPI(
+        title="voiplab provisioning API",
+        version="1",
+        description="Accounts, users, emergency locations, devices and SIP lines; live gateway "
+                    "state and call records. Bearer token on every /api/v1 route.",
+    )
+    app.state.ctx = ctx
+    errors.install(app)
+    app.include_router(health.router)
+    v1 = APIRouter(prefix=API_PREFIX, dependencies=[Depends(require_token)])
+    for module in (accounts, users, locations, devices, live, cdrs, catalog):
+        v1.include_router(module.router)
+    app.include_router(v1)
+    return app

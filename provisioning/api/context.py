@@ -1,0 +1,60 @@
+"""What the composition root hands to `create_app`.
+
+`ProvisioningContext` carries shared, long-lived collaborators (no globals):
+the engine, the API token, the SIP domain, the one injected clock, the change
+bus, the hardware catalog, and a `LiveView` onto the gateway's in-memory
+state for `GET /registrations` and `GET /calls`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+from sqlalchemy.engine import Engine
+
+from hardware_profiles.catalog import HardwareCatalog, load_catalog
+from provisioning.cdrs import CdrStore
+from provisioning.events import ChangeBus
+
+
+@runtime_checkable
+class LiveView(Protocol):
+    """Read-only view of the gateway's live state, implemented by the gateway.
+
+    Called **on the event loop thread** (the live endpoints are `async def`
+    so that the gateway, which owns this state on that loop, needs no locks).
+    Must be quick and non-blocking; return JSON-serialisable dicts. When a
+    dict has an `account_id` key the API can filter by it.
+    """
+
+    def registrations(self) -> list[dict[str, Any]]: ...
+
+    def calls(self) -> list[dict[str, Any]]: ...
+
+
+class NoLiveView:
+    """LiveView for an API running without a gateway (tests, ops tools)."""
+
+    def registrations(self) -> list[dict[str, Any]]:
+        return []
+
+    def calls(self) -> list[dict[str, Any]]:
+        return []
+
+
+@dataclass(frozen=True)
+class ProvisioningContext:
+    engine: Engine
+    api_token: str
+    sip_domain: str
+    now: Callable[[], datetime]
+    bus: ChangeBus
+    live: LiveView = field(default_factory=NoLiveView)
+    catalog: HardwareCatalog = field(default_factory=load_catalog)
+    cdrs: CdrStore | None = None  # defaults to CdrStore(engine)
+
+    def cdr_store(self) -> CdrStore:
+        return self.cdrs if self.cdrs is not None else CdrStore(self.engine)

@@ -1,0 +1,10 @@
+"""Query parameters shared by list endpoints."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Query
+
+Limit = Annotated[int, Query(ge=1, le=1000, description="Page size.")]
+Offset = Annotated[int, Query(ge=0, description="Rows to skip.")]
