@@ -1,0 +1,490 @@
+"""Provisioning API over real HTTP (uvicorn on 127.0.0.1) against SQLite and PostgreSQL.
+
+One server and database per backend per module; every test makes its own
+account (and unique named users / MACs), so tests do not depend on each other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from provisioning.api import ProvisioningContext, create_app
+from provisioning.cdrs import CdrStore
+from provisioning.db import init_db, make_engine
+from provisioning.directory import Directory
+from provisioning.events import Change, ChangeBus
+from provisioning.models import AuditEvent, Line
+from tests.conftest_db import ApiServer, ManualClock, db_url  # noqa: F401
+
+SIP_DOMAIN = "lab.voiplab.test"
+
+
+class StaticLiveView:
+    """Stands in for the gateway's LiveView: whatever the test puts in it."""
+
+    def __init__(self) -> None:
+        self.regs: list[dict[str, Any]] = []
+        self.active_calls: list[dict[str, Any]] = []
+
+    def registrations(self) -> list[dict[str, Any]]:
+        return list(self.regs)
+
+    def calls(self) -> list[dict[str, Any]]:
+        return list(self.active_calls)
+
+
+@dataclass
+class Api:
+    http: httpx.Client  # authorised
+    anon: httpx.Client  # no token
+    engine: Engine
+    directory: Directory
+    clock: ManualClock
+    live: StaticLiveView
+    changes: list[Change] = field(default_factory=list)
+
+    def post(self, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
+        return self.http.post(f"/api/v1{path}", json=body)
+
+    def get(self, path: str, **params: Any) -> httpx.Response:
+        return self.http.get(f"/api/v1{path}", params=params)
+
+    # helpers that build fixtures through the API itself
+    def account(self, **kw: Any) -> dict[str, Any]:
+        body = {"name": f"acme-{secrets.token_hex(3)}", "plan": "connect", "region": "US", **kw}
+        r = self.post("/accounts", body)
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    def user(self, account_id: int, extension: str, **kw: Any) -> dict[str, Any]:
+        body = {"named_user_id": f"jane.doe.{secrets.token_hex(4)}@example.com",
+                "display_name": "Jane Doe", "extension": extension, **kw}
+        r = self.post(f"/accounts/{account_id}/users", body)
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    def location(self, account_id: int, **kw: Any) -> dict[str, Any]:
+        body = {"country": "US", "a1": "TX", "a3": "Austin", "rd": "Congress", "sts": "Ave",
+                "hno": "100", "pc": "78701", "flr": "3", "room": "301",
+                "callback_number": "+15125550100", **kw}
+        r = self.post(f"/accounts/{account_id}/locations", body)
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    def softphone(self, account_id: int, user_ids: list[int]) -> dict[str, Any]:
+        r = self.post(f"/accounts/{account_id}/devices", {
+            "hardware_profile": "softphone-desktop", "name": "laptop",
+            "lines": [{"user_id": u} for u in user_ids]})
+        assert r.status_code == 201, r.text
+        return r.json()
+
+
+def random_mac() -> str:
+    return "00:15:65:" + ":".join(f"{b:02X}" for b in secrets.token_bytes(3))
+
+
+@pytest.fixture(scope="module")
+def api(db_url: str) -> Iterator[Api]:  # noqa: F811
+    engine = make_engine(db_url)
+    init_db(engine)
+    bus = ChangeBus()
+    directory = Directory(engine)
+    directory.load_all()
+    bus.subscribe(directory.apply)
+    clock = ManualClock()
+    live = StaticLiveView()
+    token = secrets.token_urlsafe(16)
+    ctx = ProvisioningContext(engine=engine, api_token=token, sip_domain=SIP_DOMAIN, now=clock,
+                              bus=bus, live=live)
+    with ApiServer(create_app(ctx)) as server, \
+            httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {token}"},
+                         timeout=30) as http, \
+            httpx.Client(base_url=server.base_url, timeout=30) as anon:
+        a = Api(http=http, anon=anon, engine=engine, directory=directory, clock=clock, live=live)
+        bus.subscribe(a.changes.append)
+        yield a
+    engine.dispose()
+
+
+def loc(resp: httpx.Response) -> list[list[Any]]:
+    assert resp.status_code == 422, resp.text
+    return [d["loc"] for d in resp.json()["detail"]]
+
+
+# --- public endpoints and auth -------------------------------------------------------------
+
+def test_healthz_openapi_and_docs_need_no_token(api: Api) -> None:
+    assert api.anon.get("/healthz").json() == {"status": "ok"}
+    spec = api.anon.get("/openapi.json").json()
+    assert "/api/v1/accounts/{account_id}/devices" in spec["paths"]
+    assert "/api/v1/devices/{device_id}/activate" in spec["paths"]
+    assert api.anon.get("/docs").status_code == 200
+
+
+PROTECTED = [
+    ("GET", "/api/v1/accounts"), ("POST", "/api/v1/accounts"), ("GET", "/api/v1/accounts/1"),
+    ("POST", "/api/v1/accounts/1/users"), ("GET", "/api/v1/accounts/1/users"),
+    ("POST", "/api/v1/accounts/1/locations"), ("POST", "/api/v1/accounts/1/devices"),
+    ("GET", "/api/v1/devices/1"), ("POST", "/api/v1/devices/1/location"),
+    ("POST", "/api/v1/devices/1/activate"), ("GET", "/api/v1/registrations"),
+    ("GET", "/api/v1/calls"), ("GET", "/api/v1/cdrs"), ("GET", "/api/v1/audit"),
+    ("GET", "/api/v1/hardware-profiles"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), PROTECTED)
+def test_api_v1_refuses_missing_or_wrong_token(api: Api, method: str, path: str) -> None:
+    before = len(api.changes)
+    r = api.anon.request(method, path, json={})
+    assert r.status_code == 401
+    assert r.headers["www-authenticate"] == "Bearer"
+    r = api.anon.request(method, path, json={}, headers={"Authorization": "Bearer not-the-token"})
+    assert r.status_code == 401
+    r = api.anon.request(method, path, json={}, headers={"Authorization": "Basic dXNlcjpwdw=="})
+    assert r.status_code == 401
+    assert len(api.changes) == before
+
+
+# --- accounts ------------------------------------------------------------------------------
+
+def test_create_get_and_list_accounts(api: Api) -> None:
+    created = api.account(region="ca")
+    assert created["plan"] == "connect" and created["region"] == "CA" and created["status"] == "active"
+    assert created["created_at"] == api.clock().isoformat().replace("+00:00", "Z")
+    assert api.get(f"/accounts/{created['id']}").json() == created
+    listed = api.get("/accounts", limit=1000).json()
+    assert created in listed
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"name": "x", "plan": "pro", "region": "US"}, "plan"),
+    ({"name": "x", "plan": "connect", "region": "MARS"}, "region"),
+    ({"plan": "connect", "region": "US"}, "name"),
+    ({"name": "", "plan": "connect", "region": "US"}, "name"),
+    ({"name": "x", "plan": "connect", "region": "US", "colour": "red"}, "colour"),
+])
+def test_account_validation_names_the_field(api: Api, body: dict[str, Any], field: str) -> None:
+    assert ["body", field] in loc(api.post("/accounts", body))
+
+
+def test_unknown_ids_are_404(api: Api) -> None:
+    for path in ("/accounts/999999", "/users/999999", "/locations/999999", "/devices/999999",
+                 "/accounts/999999/users", "/accounts/999999/devices", "/hardware-profiles/nope"):
+        r = api.get(path)
+        assert r.status_code == 404, path
+        assert "not found" in r.json()["detail"]
+    assert api.post("/devices/999999/activate").status_code == 404
+    assert api.post("/devices/999999/location", {"location_id": 1}).status_code == 404
+    assert api.post("/accounts/999999/users", {"named_user_id": "a.b@c.de", "display_name": "A",
+                                               "extension": "100"}).status_code == 404
+
+
+# --- users ---------------------------------------------------------------------------------
+
+def test_users_extension_unique_per_account_and_named_id_platform_wide(api: Api) -> None:
+    acc, other = api.account()["id"], api.account()["id"]
+    jane = api.user(acc, "1001", named_user_id="Jane.Roe@Example.com")
+    assert jane["named_user_id"] == "jane.roe@example.com"
+    assert api.get(f"/users/{jane['id']}").json() == jane
+
+    dup_ext = api.post(f"/accounts/{acc}/users", {"named_user_id": "john.roe@example.com",
+                                                  "display_name": "John", "extension": "1001"})
+    assert dup_ext.status_code == 409
+    assert "extension" in dup_ext.json()["detail"]
+
+    assert api.user(other, "1001")["extension"] == "1001"  # same extension, other account
+
+    dup_named = api.post(f"/accounts/{other}/users", {"named_user_id": "jane.roe@example.com",
+                                                      "display_name": "Jane", "extension": "1002"})
+    assert dup_named.status_code == 409
+    assert "named_user_id" in dup_named.json()["detail"]
+    assert [u["id"] for u in api.get(f"/accounts/{acc}/users").json()] == [jane["id"]]
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"named_user_id": "not-an-email", "display_name": "A", "extension": "1001"}, "named_user_id"),
+    ({"named_user_id": "a.b@c.de", "display_name": "A", "extension": "1x"}, "extension"),
+    ({"named_user_id": "a.b@c.de", "display_name": "A", "extension": "1"}, "extension"),
+    ({"named_user_id": "a.b@c.de", "extension": "1001"}, "display_name"),
+])
+def test_user_validation_names_the_field(api: Api, body: dict[str, Any], field: str) -> None:
+    acc = api.account()["id"]
+    assert ["body", field] in loc(api.post(f"/accounts/{acc}/users", body))
+
+
+# --- locations -----------------------------------------------------------------------------
+
+def test_location_stores_civic_fields_and_callback(api: Api) -> None:
+    acc = api.account()["id"]
+    created = api.location(acc, name="HQ", country="us", unit="B", callback_number="+1 (512) 555-0199")
+    assert created["country"] == "US" and created["unit"] == "B" and created["rd"] == "Congress"
+    assert created["callback_number"] == "+15125550199"
+    assert api.get(f"/locations/{created['id']}").json() == created
+    assert api.get(f"/accounts/{acc}/locations").json() == [created]
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"callback_number": "+15125550100"}, "country"),
+    ({"country": "USA", "callback_number": "+15125550100"}, "country"),
+    ({"country": "US"}, "callback_number"),
+    ({"country": "US", "callback_number": "call me"}, "callback_number"),
+    ({"country": "US", "callback_number": "+15125550100", "street": "Main"}, "street"),
+])
+def test_location_validation_names_the_field(api: Api, body: dict[str, Any], field: str) -> None:
+    acc = api.account()["id"]
+    assert ["body", field] in loc(api.post(f"/accounts/{acc}/locations", body))
+
+
+# --- devices, credentials, lifecycle --------------------------------------------------------
+
+def test_device_creation_returns_password_once_and_stores_only_ha1(api: Api) -> None:
+    acc = api.account()["id"]
+    u1, u2 = api.user(acc, "2001"), api.user(acc, "2002")
+    r = api.post(f"/accounts/{acc}/devices", {"hardware_profile": "yealink-t54w", "name": "front desk",
+                                              "mac": random_mac(), "lines": [{"user_id": u1["id"]},
+                                                                             {"user_id": u2["id"]}]})
+    assert r.status_code == 201, r.text
+    dev = r.json()
+    assert dev["state"] == "new" and dev["kind"] == "desk" and len(dev["mac"]) == 12
+    lines = dev["lines"]
+    assert [ln["index"] for ln in lines] == [1, 2]
+    assert [ln["user_id"] for ln in lines] == [u1["id"], u2["id"]]
+    assert lines[0]["sip_username"].startswith("2001-") and lines[1]["sip_username"].startswith("2002-")
+    assert all(ln["sip_domain"] == SIP_DOMAIN for ln in lines)
+    passwords = [ln["sip_password"] for ln in lines]
+    assert len(set(passwords)) == 2 and all(len(p) >= 20 for p in passwords)
+
+    with Session(api.engine) as s:
+        for ln, pw in zip(lines, passwords, strict=True):
+            row = s.exec(select(Line).where(Line.id == ln["id"])).one()
+            a1 = f"{ln['sip_username']}:{SIP_DOMAIN}:{pw}".encode()
+            assert row.ha1_md5 == hashlib.md5(a1).hexdigest()
+            assert row.ha1_sha256 == hashlib.sha256(a1).hexdigest()
+            assert pw not in json.dumps(row.model_dump(mode="json"))
+
+    shown = [api.get(f"/devices/{dev['id']}").text, api.get(f"/accounts/{acc}/devices").text,
+             api.get("/audit", account_id=acc).text]
+    for body in shown:
+        assert "sip_password" not in body
+        assert not any(pw in body for pw in passwords)
+    assert api.get(f"/devices/{dev['id']}").json()["lines"] == [
+        {k: v for k, v in ln.items() if k != "sip_password"} for ln in lines]
+
+
+@pytest.mark.parametrize(("profile", "mac", "field"), [
+    ("yealink-t54w", None, "mac"),              # desk phone needs a MAC
+    ("softphone-mobile", "001565000001", "mac"),  # softphone has none
+    ("yealink-t54w", "00:15:65:zz:00:01", "mac"),
+    ("no-such-phone", None, "hardware_profile"),
+])
+def test_device_profile_rules_name_the_field(api: Api, profile: str, mac: str | None, field: str) -> None:
+    acc = api.account()["id"]
+    u = api.user(acc, "3001")
+    body: dict[str, Any] = {"hardware_profile": profile, "name": "d", "lines": [{"user_id": u["id"]}]}
+    if mac is not None:
+        body["mac"] = mac
+    assert ["body", field] in loc(api.post(f"/accounts/{acc}/devices", body))
+
+
+def test_device_lines_must_fit_profile_and_belong_to_account(api: Api) -> None:
+    acc, other = api.account()["id"], api.account()["id"]
+    u1, u2 = api.user(acc, "4001"), api.user(acc, "4002")
+    stranger = api.user(other, "4001")
+    two = {"hardware_profile": "softphone-desktop", "name": "d",
+           "lines": [{"user_id": u1["id"]}, {"user_id": u2["id"]}]}
+    assert ["body", "lines"] in loc(api.post(f"/accounts/{acc}/devices", two))
+    foreign = {"hardware_profile": "softphone-desktop", "name": "d", "lines": [{"user_id": stranger["id"]}]}
+    assert ["body", "lines", 0, "user_id"] in loc(api.post(f"/accounts/{acc}/devices", foreign))
+    empty = {"hardware_profile": "softphone-desktop", "name": "d", "lines": []}
+    assert ["body", "lines"] in loc(api.post(f"/accounts/{acc}/devices", empty))
+    assert api.get(f"/accounts/{acc}/devices").json() == []
+
+
+def test_duplicate_mac_is_409_in_any_notation(api: Api) -> None:
+    acc = api.account()["id"]
+    u1, u2 = api.user(acc, "5001"), api.user(acc, "5002")
+    mac = random_mac()
+    first = api.post(f"/accounts/{acc}/devices", {"hardware_profile": "yealink-t54w", "name": "a",
+                                                  "mac": mac, "lines": [{"user_id": u1["id"]}]})
+    assert first.status_code == 201
+    r = api.post(f"/accounts/{acc}/devices", {"hardware_profile": "yealink-t54w", "name": "b",
+                                              "mac": mac.replace(":", "-").lower(),
+                                              "lines": [{"user_id": u2["id"]}]})
+    assert r.status_code == 409
+    assert "MAC" in r.json()["detail"]
+
+
+def test_activation_needs_a_location_r12(api: Api) -> None:
+    acc = api.account()["id"]
+    u = api.user(acc, "6001")
+    dev = api.softphone(acc, [u["id"]])
+    r = api.post(f"/devices/{dev['id']}/activate")
+    assert r.status_code == 409
+    assert r.json()["rule_id"] == "R12"
+    assert "R12" in r.json()["detail"] and "location" in r.json()["detail"]
+    assert api.get(f"/devices/{dev['id']}").json()["state"] == "new"
+
+    elsewhere = api.location(api.account()["id"])
+    assert ["body", "location_id"] in loc(api.post(f"/devices/{dev['id']}/location",
+                                                   {"location_id": elsewhere["id"]}))
+    assert ["body", "location_id"] in loc(api.post(f"/devices/{dev['id']}/location", {}))
+
+    here = api.location(acc)
+    api.clock.advance(60)
+    located = api.post(f"/devices/{dev['id']}/location", {"location_id": here["id"]})
+    assert located.status_code == 200
+    assert located.json()["state"] == "located" and located.json()["location_id"] == here["id"]
+    api.clock.advance(60)
+    active = api.post(f"/devices/{dev['id']}/activate").json()
+    assert active["state"] == "active"
+    assert active["activated_at"] == api.clock().isoformat().replace("+00:00", "Z")
+    again = api.post(f"/devices/{dev['id']}/activate")
+    assert again.status_code == 200 and again.json()["activated_at"] == active["activated_at"]
+
+    moved_to = api.location(acc, flr="4")  # R13: an active device may move and stays active
+    moved = api.post(f"/devices/{dev['id']}/location", {"location_id": moved_to["id"]}).json()
+    assert moved["state"] == "active" and moved["location_id"] == moved_to["id"]
+
+
+def test_every_change_is_audited_with_secrets_redacted(api: Api) -> None:
+    acc = api.account()["id"]
+    u = api.user(acc, "7001")
+    place = api.location(acc)
+    dev = api.softphone(acc, [u["id"]])
+    api.post(f"/devices/{dev['id']}/location", {"location_id": place["id"]})
+    api.post(f"/devices/{dev['id']}/activate")
+    events = api.get("/audit", account_id=acc).json()
+    assert [e["action"] for e in reversed(events)] == [
+        "account.created", "user.created", "location.created", "device.created",
+        "device.located", "device.activated"]
+    assert all(e["actor"] == "api" for e in events)
+    created = next(e for e in events if e["action"] == "device.created")
+    assert created["entity_id"] == dev["id"]
+    assert created["detail"]["lines"][0]["sip_username"] == dev["lines"][0]["sip_username"]
+    with Session(api.engine) as s:
+        stored = s.exec(select(AuditEvent).where(AuditEvent.account_id == acc)).all()
+    assert len(stored) == 6
+    assert dev["lines"][0]["sip_password"] not in json.dumps([e.detail for e in stored])
+    only_device = api.get("/audit", entity="device", entity_id=dev["id"]).json()
+    assert {e["action"] for e in only_device} == {"device.created", "device.located", "device.activated"}
+
+
+# --- directory snapshot follows changes without reload ------------------------------------
+
+def test_directory_snapshot_follows_each_change(api: Api) -> None:
+    acc = api.account()
+    assert api.directory.snapshot.accounts[acc["id"]].plan == "connect"
+    u = api.user(acc["id"], "8001", display_name="Snap Shot")
+    snap = api.directory.snapshot
+    assert snap.user_by_extension[(acc["id"], "8001")] == u["id"]
+    assert snap.extension_lines(acc["id"], "8001") == ()  # known user, no line yet
+
+    dev = api.softphone(acc["id"], [u["id"]])
+    name = dev["lines"][0]["sip_username"]
+    entry = api.directory.snapshot.line(name)
+    assert entry is not None and entry.device_state == "new" and entry.location_id is None
+    assert entry.display_name == "Snap Shot" and entry.realm == SIP_DOMAIN
+    pw = dev["lines"][0]["sip_password"]
+    assert entry.ha1_md5 == hashlib.md5(f"{name}:{SIP_DOMAIN}:{pw}".encode()).hexdigest()
+
+    place = api.location(acc["id"])
+    api.post(f"/devices/{dev['id']}/location", {"location_id": place["id"]})
+    entry = api.directory.snapshot.line(name)
+    assert entry is not None and entry.device_state == "located" and entry.location_id == place["id"]
+
+    api.post(f"/devices/{dev['id']}/activate")
+    snap = api.directory.snapshot
+    assert snap.lines[name].device_state == "active"
+    assert snap.extension_lines(acc["id"], "8001") == (snap.lines[name],)
+    assert snap.by_device[dev["id"]] == (snap.lines[name],)
+
+    fresh = Directory(api.engine).load_all()  # the incremental result equals a full reload
+    for attr in ("accounts", "users", "user_by_extension", "lines", "lines_by_id",
+                 "by_extension", "by_user", "by_device"):
+        assert dict(getattr(snap, attr)) == dict(getattr(fresh, attr)), attr
+    kinds = [c.kind for c in api.changes if c.account_id == acc["id"]]
+    assert kinds == ["account.created", "user.created", "device.created", "location.created",
+                     "device.located", "device.activated"]
+
+
+def test_concurrent_device_creation(api: Api) -> None:
+    acc = api.account()["id"]
+    users = [api.user(acc, str(9100 + i)) for i in range(8)]
+    results: list[httpx.Response] = []
+    lock = threading.Lock()
+
+    def create(uid: int) -> None:
+        r = api.post(f"/accounts/{acc}/devices", {"hardware_profile": "softphone-mobile", "name": "m",
+                                                  "lines": [{"user_id": uid}]})
+        with lock:
+            results.append(r)
+
+    threads = [threading.Thread(target=create, args=(u["id"],)) for u in users]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r.status_code for r in results) == [201] * 8
+    names = {r.json()["lines"][0]["sip_username"] for r in results}
+    assert len(names) == 8
+    assert names <= set(api.directory.snapshot.lines)
+
+
+# --- live views and call records -----------------------------------------------------------
+
+def test_registrations_and_calls_come_from_the_live_view(api: Api) -> None:
+    api.live.regs[:] = [{"aor": "a", "account_id": 1}, {"aor": "b", "account_id": 2}]
+    api.live.active_calls[:] = [{"call_id": "c1", "account_id": 2}]
+    assert api.get("/registrations").json() == api.live.regs
+    assert api.get("/registrations", account_id=2).json() == [{"aor": "b", "account_id": 2}]
+    assert api.get("/calls").json() == api.live.active_calls
+    assert api.get("/calls", account_id=1).json() == []
+
+
+def test_cdrs_written_in_batches_and_filtered_by_account(api: Api) -> None:
+    acc, other = api.account()["id"], api.account()["id"]
+    t0 = api.clock()
+    store = CdrStore(api.engine)
+    records = [
+        {"account_id": acc, "call_id": f"ans-{acc}", "caller": "sip:1001@x", "callee": "sip:1002@x",
+         "start": t0, "answer": t0 + timedelta(seconds=2), "end": t0 + timedelta(seconds=12),
+         "duration_s": 10.0, "disposition": "answered", "sip_code": 200, "gateway_node": "gw1"},
+        {"account_id": acc, "call_id": f"busy-{acc}", "caller": "sip:1001@x", "callee": "sip:1003@x",
+         "start": t0 + timedelta(seconds=30), "end": t0 + timedelta(seconds=31),
+         "disposition": "busy", "sip_code": 486, "reason": "Busy Here"},
+        {"account_id": other, "call_id": f"rej-{other}", "caller": "sip:2001@x", "callee": "911",
+         "start": t0, "end": t0, "disposition": "rejected", "sip_code": 403,
+         "reason": "Device not activated: emergency location required (R12)", "rule_id": "R12"},
+    ]
+    assert store.write_many(records) == 3
+    mine = api.get("/cdrs", account_id=acc).json()
+    assert [c["call_id"] for c in mine] == [f"busy-{acc}", f"ans-{acc}"]  # newest first
+    answered = mine[1]
+    assert answered["duration_s"] == 10.0 and answered["sip_code"] == 200
+    assert answered["answer"] == (t0 + timedelta(seconds=2)).isoformat().replace("+00:00", "Z")
+    theirs = api.get("/cdrs", account_id=other).json()
+    assert len(theirs) == 1 and theirs[0]["rule_id"] == "R12"
+    assert [c["call_id"] for c in api.get("/cdrs", account_id=acc, disposition="busy").json()] == [
+        f"busy-{acc}"]
+    assert api.get("/cdrs", call_id=f"ans-{acc}").json()[0]["account_id"] == acc
+    assert ["query", "disposition"] in loc(api.get("/cdrs", disposition="maybe"))
+    assert ["query", "limit"] in loc(api.get("/cdrs", limit=0))
+
+
+def test_hardware_profiles_listed(api: Api) -> None:
+    ids = [p["id"] for p in api.get("/hardware-profiles").json()]
+    assert {"softphone-desktop", "softphone-mobile", "yealink-t54w"} <= set(ids)
+    t54w = api.get("/hardware-profiles/yealink-t54w").json()
+    assert t54w["max_lines"] == 16 and t54w["mac_policy"] == "required"
