@@ -215,12 +215,12 @@ class Directory:
     def load_all(self, session: Session | None = None) -> DirectorySnapshot:
         """Build the whole snapshot from the database (start-up, or resync)."""
         with self._lock, self._session(session) as s:
-            accounts = {a.id: _account_entry(a) for a in s.exec(select(Account))}
+            accounts = [_account_entry(a) for a in s.exec(select(Account))]
             users = [_user_entry(u) for u in s.exec(select(User))]
             entries = _fetch_lines(s)
             snap = DirectorySnapshot(
                 version=self._snapshot.version + 1,
-                accounts=FrozenMap(accounts),
+                accounts=FrozenMap((a.id, a) for a in accounts),
                 users=FrozenMap((u.id, u) for u in users),
                 user_by_extension=FrozenMap(((u.account_id, u.extension), u.id) for u in users),
                 lines=FrozenMap((e.sip_username, e) for e in entries),

@@ -1,0 +1,152 @@
+"""Directory snapshot: incremental updates equal a full reload, and a change
+among 10k devices touches only its own rows and shards."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import event, insert
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from hardware_profiles.catalog import load_catalog
+from provisioning import services
+from provisioning.db import init_db, make_engine
+from provisioning.directory import Directory, DirectorySnapshot
+from provisioning.events import Change, ChangeBus
+from provisioning.models import Account, Device, Line, Location, User
+from provisioning.schemas import AccountCreate, DeviceCreate, LineSpec, LocationCreate, UserCreate
+from provisioning.services import ServiceEnv
+from tests.conftest_db import ManualClock, sqlite_url  # noqa: F401
+
+DOMAIN = "dir.voiplab.test"
+MAPS = ("accounts", "users", "user_by_extension", "lines", "lines_by_id", "by_extension",
+        "by_user", "by_device")
+
+
+def same(a: DirectorySnapshot, b: DirectorySnapshot) -> None:
+    for name in MAPS:
+        assert dict(getattr(a, name)) == dict(getattr(b, name)), name
+
+
+@pytest.fixture
+def engine(sqlite_url: str) -> Iterator[Engine]:  # noqa: F811
+    e = make_engine(sqlite_url)
+    init_db(e)
+    yield e
+    e.dispose()
+
+
+def test_incremental_equals_full_reload_through_a_story(engine: Engine) -> None:
+    bus = ChangeBus()
+    directory = Directory(engine)
+    directory.load_all()
+    bus.subscribe(directory.apply)
+    clock = ManualClock()
+    with Session(engine, expire_on_commit=False) as s:
+        env = ServiceEnv(session=s, now=clock, sip_domain=DOMAIN, catalog=load_catalog(), bus=bus)
+        acc = services.create_account(env, AccountCreate(name="A", plan="connect", region="UK")).id
+        assert acc is not None
+        u1 = services.create_user(env, acc, UserCreate(named_user_id="ann.a@x.example",
+                                                       display_name="Ann", extension="10")).id
+        u2 = services.create_user(env, acc, UserCreate(named_user_id="bob.b@x.example",
+                                                       display_name="Bob", extension="11")).id
+        assert u1 is not None and u2 is not None
+        desk = services.create_device(env, acc, DeviceCreate(
+            hardware_profile="yealink-t54w", name="desk", mac="001565000010",
+            lines=[LineSpec(user_id=u1), LineSpec(user_id=u2)]))
+        soft = services.create_device(env, acc, DeviceCreate(
+            hardware_profile="softphone-mobile", name="phone", lines=[LineSpec(user_id=u1)]))
+        same(directory.snapshot, Directory(engine).load_all())
+
+        # Ann rings on both devices; lines ordered by id
+        ann = directory.snapshot.extension_lines(acc, "10")
+        assert [e.device_id for e in ann] == [desk.device.id, soft.device.id]
+        assert len(directory.snapshot.by_device[desk.device.id]) == 2
+
+        # a user edit (done directly: no edit endpoint yet) moves every line of that user
+        user = s.get(User, u1)
+        assert user is not None
+        user.extension, user.display_name = "12", "Ann Again"
+        s.add(user)
+        s.commit()
+        directory.apply(Change("user.updated", u1, acc))
+        snap = directory.snapshot
+        assert snap.extension_lines(acc, "10") == () and (acc, "10") not in snap.user_by_extension
+        assert [e.display_name for e in snap.extension_lines(acc, "12")] == ["Ann Again"] * 2
+        same(snap, Directory(engine).load_all())
+
+        place = services.create_location(env, acc, LocationCreate(country="GB", callback_number="+441234"))
+        assert place.id is not None and desk.device.id is not None
+        services.bind_location(env, desk.device.id, place.id)
+        services.activate_device(env, desk.device.id)
+        assert {e.device_state for e in directory.snapshot.by_device[desk.device.id]} == {"active"}
+        assert {e.device_state for e in directory.snapshot.by_device[soft.device.id]} == {"new"}
+
+        # removals (no delete endpoint yet) fold in too
+        s.delete(s.get(Line, soft.lines[0].id))
+        s.commit()
+        directory.apply(Change("device.updated", soft.device.id or 0, acc))
+        assert soft.device.id not in directory.snapshot.by_device
+        assert soft.lines[0].sip_username not in directory.snapshot.lines
+        same(directory.snapshot, Directory(engine).load_all())
+
+
+def _bulk_load(engine: Engine, n: int, clock: ManualClock) -> None:
+    """10k users/devices/lines via bulk inserts (fast set-up, not via services)."""
+    now = clock()
+    with Session(engine) as s:
+        s.execute(insert(Account), [{"id": 1, "name": "big", "plan": "connect", "region": "US",
+                                     "status": "active", "created_at": now}])
+        s.execute(insert(Location), [{"id": 1, "account_id": 1, "country": "US",
+                                      "callback_number": "+15550100", "created_at": now}])
+        s.execute(insert(User), [{"id": i, "account_id": 1, "named_user_id": f"u{i}@big.example",
+                                  "display_name": f"U{i}", "extension": str(10000 + i),
+                                  "created_at": now} for i in range(1, n + 1)])
+        s.execute(insert(Device), [{"id": i, "account_id": 1, "hardware_profile": "softphone-desktop",
+                                    "name": f"d{i}", "kind": "softphone", "state": "located",
+                                    "location_id": 1, "created_at": now} for i in range(1, n + 1)])
+        s.execute(insert(Line), [{"id": i, "device_id": i, "user_id": i, "index": 1,
+                                  "sip_username": f"{10000 + i}-u{i}", "realm": DOMAIN,
+                                  "ha1_md5": "0" * 32, "ha1_sha256": "0" * 64, "created_at": now,
+                                  "password_set_at": now} for i in range(1, n + 1)])
+        s.commit()
+
+
+def test_one_change_among_10k_devices_reads_and_copies_only_its_rows(engine: Engine) -> None:
+    n = 10_000
+    clock = ManualClock()
+    _bulk_load(engine, n, clock)
+    directory = Directory(engine)
+    before = directory.load_all()
+    assert len(before.lines) == n and len(before.by_extension) == n
+
+    with Session(engine) as s:
+        dev = s.get(Device, 4242)
+        assert dev is not None
+        dev.state = "active"
+        s.add(dev)
+        s.commit()
+
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "after_cursor_execute", count)
+    try:
+        after = directory.apply(Change("device.activated", 4242, 1))
+    finally:
+        event.remove(engine, "after_cursor_execute", count)
+
+    assert len(statements) == 1 and "WHERE line.device_id" in statements[0]
+    assert after.lines["14242-u4242"].device_state == "active"
+    assert before.lines["14242-u4242"].device_state == "located"  # old snapshot untouched
+    assert after.version == before.version + 1
+    for name in ("lines", "lines_by_id", "by_extension", "by_user", "by_device"):
+        shards = len(getattr(after, name)._shards)
+        assert getattr(after, name).shares_shards_with(getattr(before, name)) >= shards - 1, name
+    for name in ("accounts", "users", "user_by_extension"):
+        assert getattr(after, name) is getattr(before, name), name
