@@ -285,3 +285,108 @@ def test_reasons_name_the_fault() -> None:
     with pytest.raises(ParseError) as info:
         parse_message(load("badvers"))
     assert info.value.status == 505
+
+
+# ---------------------------------------------------------------- recovered messages
+def test_baddn_both_forms_rejected() -> None:
+    """The archive form lacks the final CRLF; with it, the display names are the fault."""
+    archive = load("baddn")
+    assert not archive.endswith(b"\r\n\r\n")
+    assert gateway_verdict(archive) == "invalid"
+    fixed = archive + b"\r\n"
+    msg = parse_message(fixed)  # framing is fine now
+    with pytest.raises(ParseError, match=r"Malformed (From|To) header") as info:
+        validate_for_proxy(msg)
+    assert isinstance(info.value.partial, Request)
+
+
+def test_intmeth() -> None:
+    msg = parsed("intmeth")
+    assert isinstance(msg, Request)
+    method = "!interesting-Method0123456789_*+`.%indeed'~"
+    assert msg.method == method
+    assert msg.cseq == (139122385, method)
+    ruri = msg.ruri
+    assert isinstance(ruri, SipURI)
+    assert ruri.user == "1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*"
+    assert ruri.password == "&it+has=1,weird!*pas$wo~d_too.(doesn't-it)"
+    assert msg.to.display == "BEL:\x07 NUL:\x00 DEL:\x7f"
+    assert msg.from_.display == "token1~` token2'+_ token3*%!.-"
+    assert msg.from_.params["fromparam''~+*_!.-%"] == "\u0440\u0430\u0431\u043e\u0442\u0430\u044e\u0449\u0438\u0439"
+    assert msg.from_tag == "_token~1'+`*%!-."
+    assert msg.call_id == "intmeth.word%ZK-!.*_+'@word`~)(><:\\/\"][?}{"
+    assert msg.top_via.branch == "z9hG4bK-.!%66*_+`'~"
+    assert msg.max_forwards == 255
+    assert msg.get("extensionheader-!.%*+_`'~") == "\ufeff\u5927\u505c\u96fb"
+    assert msg.to_bytes() == load("intmeth")
+
+
+def test_escnull_keeps_escapes() -> None:
+    msg = parsed("escnull")
+    contacts = msg.contacts
+    assert contacts != "*"
+    users = [c.uri.user for c in contacts]  # type: ignore[union-attr]
+    assert users == ["%00", "%00%00"]
+    assert [c.uri.user_unescaped for c in contacts] == ["\x00", "\x00\x00"]  # type: ignore[union-attr]
+    assert b"\x00" not in msg.to_bytes()
+
+
+def test_lwsdisp() -> None:
+    assert parsed("lwsdisp").from_.display == "caller"
+
+
+def test_dblreq_trailing_request_ignored() -> None:
+    msg = parsed("dblreq")
+    assert isinstance(msg, Request)
+    assert msg.method == "REGISTER"
+    assert msg.body == b""
+    assert b"INVITE" not in msg.to_bytes()
+
+
+def test_transports() -> None:
+    assert [v.transport for v in parsed("transports").vias] == ["UDP", "SCTP", "TLS", "UNKNOWN", "TCP"]
+
+
+def test_unreason() -> None:
+    msg = parsed("unreason")
+    assert isinstance(msg, Response)
+    assert msg.status == 200
+    assert msg.reason == "= 2**3 * 5**2 \u043d\u043e \u0441\u0442\u043e \u0434\u0435\u0432\u044f\u043d\u043e\u0441\u0442\u043e \u0434\u0435\u0432\u044f\u0442\u044c - \u043f\u0440\u043e\u0441\u0442\u043e\u0435"
+    assert msg.to_bytes() == load("unreason")
+
+
+def test_novelsc() -> None:
+    msg = parsed("novelsc")
+    assert isinstance(msg, Request)
+    assert isinstance(msg.ruri, AbsoluteURI)
+    assert msg.ruri.scheme == "soap.beep"
+
+
+def test_semantic_messages_parse() -> None:
+    assert parsed("bext01").values("proxy-require") == ["noProxiesSupportThis", "norDoAnyProxiesSupportThis"]
+    assert parsed("regaut01").get("authorization") == "NoOneKnowsThisScheme opaque-data=here"
+    assert parsed("zeromf").max_forwards == 0
+    contacts = parsed("cparam02").contacts
+    assert contacts != "*"
+    assert contacts[0].uri.params == {"unknownparam": None}  # type: ignore[union-attr]
+    assert contacts[0].params == {}
+    assert parsed("sdp01").get("accept") == "text/nobodyKnowsThis"
+
+
+def test_recovered_reasons() -> None:
+    def reason(name: str) -> str:
+        with pytest.raises(ParseError) as info:
+            validate_for_proxy(parse_message(load(name)))
+        return info.value.reason
+
+    assert reason("badinv01") == "Malformed Via header"
+    assert reason("ncl") == "Malformed Content-Length header"
+    assert reason("ltgtruri") == "Malformed Request-URI"
+    assert reason("lwsstart") == "Malformed Request-Line"
+    assert reason("escruri") == "Malformed Request-URI"
+    assert reason("regbadct") == "Malformed Contact header"
+    assert reason("mismatch01") == "CSeq method mismatch"
+    assert reason("insuf") == "Missing From header"
+    assert reason("mcl01") == "Duplicate Content-Length header"
+    assert reason("bigcode") == "Malformed Status-Line"
+    assert reason("scalarlg") == "Malformed CSeq header"
