@@ -148,23 +148,27 @@ def _parse_params(text: str, what: str) -> dict[str, str]:
     params: dict[str, str] = {}
     pos = 0
     end = len(text)
+    # Anchored matches only (re.match at pos): finditer would retry from every
+    # offset after a failure, which is quadratic on a hostile 16 KB header.
     while True:
-        tail = _TRAILER_RE.match(text, pos)
-        if tail is not None and tail.end() == end:
-            break
         m = _PARAM_RE.match(text, pos)
         if m is None:
-            raise ParseError(f"Malformed {what} parameters")
-        name = m.group(1).lower()
-        quoted = m.group(2)
+            break
+        name, quoted, token = m.groups()
+        name = name.lower()
         if quoted is not None:
             value = _ESCAPE_RE.sub(r"\1", quoted) if "\\" in quoted else quoted
         else:
-            value = m.group(3)
+            value = token
         if name in params:
             raise ParseError(f"Malformed {what}: duplicate {name}")
         params[name] = value
         pos = m.end()
+        if pos == end:
+            return params
+    tail = _TRAILER_RE.match(text, pos)
+    if tail is None or tail.end() != end:
+        raise ParseError(f"Malformed {what} parameters")
     return params
 
 

@@ -326,3 +326,23 @@ def test_challenge_answer_roundtrip(
     assert verify(creds, key, "INVITE", body=b"v=0")
     assert not verify(creds, key, "BYE", body=b"v=0")
     assert not verify(creds, ha1(alg, username, realm, password + "x"), "INVITE", body=b"v=0")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        'Digest a="' + "x" * 16000,
+        "Digest " + "x" * 16000,
+        "Digest a=b " + "x" * 16000,
+        "Digest " + "," * 16000 + "x",
+        'Digest a="' + '\\"' * 8000,
+    ],
+    ids=["open-quote", "bare-token", "junk-after-value", "commas", "escapes"],
+)
+def test_hostile_header_sized_values_are_rejected(value: str) -> None:
+    """Header-sized garbage (the parser allows 16 KB) fails cleanly; the scanner is
+    anchored, so this is linear (an unanchored search was quadratic: seconds each)."""
+    with pytest.raises(ParseError):
+        parse_credentials(value)
+    with pytest.raises(ParseError):
+        parse_challenge(value)
