@@ -186,9 +186,9 @@ def server_key(req: Request, method: str | None = None) -> ServerKey:
     CANCEL refers to (RFC 3261 §9.2).  Without the cookie (RFC 2543 peers):
     Request-URI, From tag, Call-ID, CSeq number, top Via and method.  The To
     tag is left out of the RFC 2543 key so an ACK (whose To tag is the one our
-    response added) finds its INVITE; two RFC 2543 requests differing only in
-    To tag would collide, which the RFC's own rules cannot tell apart either
-    without state.
+    response added) finds its INVITE; :meth:`TransactionTable.find_server`
+    then checks it with :meth:`ServerTransaction.matches_rfc2543`.  Owners
+    that keep their own dict should do the same when ``key[0] is None``.
     """
     via = req.top_via
     branch = via.branch
@@ -564,20 +564,33 @@ class NonInviteClientTransaction(ClientTransaction):
 class ServerTransaction(Transaction):
     """Common part of the server transactions: remembers the last response sent."""
 
-    __slots__ = ("_last", "_last_status")
+    __slots__ = ("_last", "_last_response")
 
     def __init__(
         self, request: Request, reliable: bool, now: float, timers: Timers = DEFAULT_TIMERS
     ) -> None:
         super().__init__(request, reliable, timers)
         self._last: bytes | None = None
-        self._last_status = 0
+        self._last_response: Response | None = None
         self.key = server_key(request)
 
     @property
     def last_status(self) -> int:
         """Status of the last response sent (0 before the first)."""
-        return self._last_status
+        resp = self._last_response
+        return 0 if resp is None else resp.status
+
+    def matches_rfc2543(self, req: Request) -> bool:
+        """The To-tag half of RFC 2543 matching (§17.2.3), which the key leaves out.
+
+        An ACK must carry the To tag of the response this transaction sent;
+        any other request (retransmission, or CANCEL of this INVITE) the To
+        tag of the request that created it.
+        """
+        if req.method == "ACK":
+            resp = self._last_response
+            return resp is not None and req.to_tag == resp.to_tag
+        return req.to_tag == self.request.to_tag
 
     def on_request(self, req: Request, now: float) -> list[Action]:
         raise NotImplementedError  # pragma: no cover - abstract
@@ -634,7 +647,7 @@ class InviteServerTransaction(ServerTransaction):
         status = resp.status
         if state is _PROCEEDING:
             data = self._last = resp.to_bytes()
-            self._last_status = status
+            self._last_response = resp
             if status < 200:
                 return [Send(data)]
             t1 = self.timers.t1
@@ -689,7 +702,7 @@ class NonInviteServerTransaction(ServerTransaction):
             return []  # Completed discards further responses from the TU
         status = resp.status
         data = self._last = resp.to_bytes()
-        self._last_status = status
+        self._last_response = resp
         if status < 200:
             self.state = _PROCEEDING
             return [Send(data)]
@@ -802,12 +815,21 @@ class TransactionTable:
     # -- matching -------------------------------------------------------------------
     def find_server(self, req: Request) -> AnyServer | None:
         """The server transaction a request belongs to (ACK finds its INVITE), if any."""
-        return self._server.get(server_key(req))
+        key = server_key(req)
+        txn = self._server.get(key)
+        if txn is not None and key[0] is None and not txn.matches_rfc2543(req):
+            return None
+        return txn
 
     def find_cancelled(self, cancel: Request) -> InviteServerTransaction | None:
         """The INVITE server transaction a CANCEL targets (RFC 3261 §9.2)."""
-        txn = self._server.get(server_key(cancel, "INVITE"))
-        return txn if isinstance(txn, InviteServerTransaction) else None
+        key = server_key(cancel, "INVITE")
+        txn = self._server.get(key)
+        if not isinstance(txn, InviteServerTransaction):
+            return None
+        if key[0] is None and not txn.matches_rfc2543(cancel):
+            return None
+        return txn
 
     def find_client(self, resp: Response) -> AnyClient | None:
         return self._client.get(client_key(resp))

@@ -272,3 +272,19 @@ def test_many_transactions_fire_in_deadline_order_until_empty() -> None:
         isinstance(t, InviteClientTransaction) and t.state is State.PROCEEDING for t in waiting
     )
     assert len(table) == len(waiting)
+
+
+def test_table_checks_rfc2543_to_tags() -> None:
+    """RFC 3261 §17.2.3: an RFC 2543 ACK matches only with the To tag of our response."""
+    table = TransactionTable()
+    invite = request("INVITE", branch=None)
+    ist = table.new_server(invite, False, 0.0)
+    assert table.find_server(request("INVITE", branch=None)) is ist
+    assert table.find_server(request("ACK", branch=None, to_tag="srv")) is None  # nothing sent yet
+    ist.respond(build_response(invite, 486, "Busy Here", to_tag="srv"), 0.0)
+    table.update(ist)
+    assert table.find_server(request("ACK", branch=None, to_tag="srv")) is ist
+    assert table.find_server(request("ACK", branch=None, to_tag="other")) is None
+    assert table.find_server(request("INVITE", branch=None, to_tag="other")) is None
+    assert table.find_cancelled(request("CANCEL", branch=None)) is ist
+    assert table.find_cancelled(request("CANCEL", branch=None, to_tag="x")) is None
