@@ -7,13 +7,14 @@ or None) and ``on_timer(now)``.  The owner keeps one heap of deadlines for all
 transactions (:class:`TransactionTable` does that) instead of one asyncio timer
 per transaction, which is what lets a proxy run thousands of them per second.
 
-Actions are small NamedTuples compared by ``type(action) is Send``:
+Actions are small objects compared by ``type(action) is Send`` (NamedTuples
+when they carry data; field-less ones are singletons-by-type, see ``_Signal``):
 
 ===================  =========================================================
 ``Send(data)``       put these bytes on the wire towards the transaction's peer
 ``Deliver(resp)``    client: a response for the transaction user (TU)
 ``DeliverRequest``   server INVITE in Accepted: the ACK for a 2xx, for the TU
-``Timeout()``        Timer B/F (client) or H (server) fired; the TU answers 408
+``Timeout()``        B/F or the CANCEL guard (client), H (server) fired; TU: 408
 ``TransportError()`` the owner reported a transport failure (RFC 3261 §17.1.4)
 ``Terminated()``     the transaction is over; forget it
 ===================  =========================================================
@@ -180,6 +181,9 @@ ClientKey = tuple[str, str]
 
 def server_key(req: Request, method: str | None = None) -> ServerKey:
     """Key matching a request to its server transaction (RFC 3261 §17.2.3).
+
+    Raises :class:`~gateway.sip.errors.ParseError` when the top Via (or, for
+    RFC 2543 peers, From/Call-ID/CSeq) is malformed.
 
     With an RFC 3261 branch (magic cookie): branch, sent-by and method, where
     ACK maps to INVITE.  ``method="INVITE"`` gives the key of the INVITE a
