@@ -96,7 +96,7 @@ def random_mac() -> str:
 
 
 @pytest.fixture(scope="module")
-def api(db_url: str) -> Iterator[Api]:  # noqa: F811
+def prov(db_url: str) -> Iterator[Api]:  # noqa: F811
     engine = make_engine(db_url)
     init_db(engine)
     bus = ChangeBus()
@@ -125,12 +125,12 @@ def loc(resp: httpx.Response) -> list[list[Any]]:
 
 # --- public endpoints and auth -------------------------------------------------------------
 
-def test_healthz_openapi_and_docs_need_no_token(api: Api) -> None:
-    assert api.anon.get("/healthz").json() == {"status": "ok"}
-    spec = api.anon.get("/openapi.json").json()
+def test_healthz_openapi_and_docs_need_no_token(prov: Api) -> None:
+    assert prov.anon.get("/healthz").json() == {"status": "ok"}
+    spec = prov.anon.get("/openapi.json").json()
     assert "/api/v1/accounts/{account_id}/devices" in spec["paths"]
     assert "/api/v1/devices/{device_id}/activate" in spec["paths"]
-    assert api.anon.get("/docs").status_code == 200
+    assert prov.anon.get("/docs").status_code == 200
 
 
 PROTECTED = [
@@ -145,26 +145,26 @@ PROTECTED = [
 
 
 @pytest.mark.parametrize(("method", "path"), PROTECTED)
-def test_api_v1_refuses_missing_or_wrong_token(api: Api, method: str, path: str) -> None:
-    before = len(api.changes)
-    r = api.anon.request(method, path, json={})
+def test_api_v1_refuses_missing_or_wrong_token(prov: Api, method: str, path: str) -> None:
+    before = len(prov.changes)
+    r = prov.anon.request(method, path, json={})
     assert r.status_code == 401
     assert r.headers["www-authenticate"] == "Bearer"
-    r = api.anon.request(method, path, json={}, headers={"Authorization": "Bearer not-the-token"})
+    r = prov.anon.request(method, path, json={}, headers={"Authorization": "Bearer not-the-token"})
     assert r.status_code == 401
-    r = api.anon.request(method, path, json={}, headers={"Authorization": "Basic dXNlcjpwdw=="})
+    r = prov.anon.request(method, path, json={}, headers={"Authorization": "Basic dXNlcjpwdw=="})
     assert r.status_code == 401
-    assert len(api.changes) == before
+    assert len(prov.changes) == before
 
 
 # --- accounts ------------------------------------------------------------------------------
 
-def test_create_get_and_list_accounts(api: Api) -> None:
-    created = api.account(region="ca")
+def test_create_get_and_list_accounts(prov: Api) -> None:
+    created = prov.account(region="ca")
     assert created["plan"] == "connect" and created["region"] == "CA" and created["status"] == "active"
-    assert created["created_at"] == api.clock().isoformat().replace("+00:00", "Z")
-    assert api.get(f"/accounts/{created['id']}").json() == created
-    listed = api.get("/accounts", limit=1000).json()
+    assert created["created_at"] == prov.clock().isoformat().replace("+00:00", "Z")
+    assert prov.get(f"/accounts/{created['id']}").json() == created
+    listed = prov.get("/accounts", limit=1000).json()
     assert created in listed
 
 
@@ -175,42 +175,42 @@ def test_create_get_and_list_accounts(api: Api) -> None:
     ({"name": "", "plan": "connect", "region": "US"}, "name"),
     ({"name": "x", "plan": "connect", "region": "US", "colour": "red"}, "colour"),
 ])
-def test_account_validation_names_the_field(api: Api, body: dict[str, Any], field: str) -> None:
-    assert ["body", field] in loc(api.post("/accounts", body))
+def test_account_validation_names_the_field(prov: Api, body: dict[str, Any], field: str) -> None:
+    assert ["body", field] in loc(prov.post("/accounts", body))
 
 
-def test_unknown_ids_are_404(api: Api) -> None:
+def test_unknown_ids_are_404(prov: Api) -> None:
     for path in ("/accounts/999999", "/users/999999", "/locations/999999", "/devices/999999",
                  "/accounts/999999/users", "/accounts/999999/devices", "/hardware-profiles/nope"):
-        r = api.get(path)
+        r = prov.get(path)
         assert r.status_code == 404, path
         assert "not found" in r.json()["detail"]
-    assert api.post("/devices/999999/activate").status_code == 404
-    assert api.post("/devices/999999/location", {"location_id": 1}).status_code == 404
-    assert api.post("/accounts/999999/users", {"named_user_id": "a.b@c.de", "display_name": "A",
+    assert prov.post("/devices/999999/activate").status_code == 404
+    assert prov.post("/devices/999999/location", {"location_id": 1}).status_code == 404
+    assert prov.post("/accounts/999999/users", {"named_user_id": "a.b@c.de", "display_name": "A",
                                                "extension": "100"}).status_code == 404
 
 
 # --- users ---------------------------------------------------------------------------------
 
-def test_users_extension_unique_per_account_and_named_id_platform_wide(api: Api) -> None:
-    acc, other = api.account()["id"], api.account()["id"]
-    jane = api.user(acc, "1001", named_user_id="Jane.Roe@Example.com")
+def test_users_extension_unique_per_account_and_named_id_platform_wide(prov: Api) -> None:
+    acc, other = prov.account()["id"], prov.account()["id"]
+    jane = prov.user(acc, "1001", named_user_id="Jane.Roe@Example.com")
     assert jane["named_user_id"] == "jane.roe@example.com"
-    assert api.get(f"/users/{jane['id']}").json() == jane
+    assert prov.get(f"/users/{jane['id']}").json() == jane
 
-    dup_ext = api.post(f"/accounts/{acc}/users", {"named_user_id": "john.roe@example.com",
+    dup_ext = prov.post(f"/accounts/{acc}/users", {"named_user_id": "john.roe@example.com",
                                                   "display_name": "John", "extension": "1001"})
     assert dup_ext.status_code == 409
     assert "extension" in dup_ext.json()["detail"]
 
-    assert api.user(other, "1001")["extension"] == "1001"  # same extension, other account
+    assert prov.user(other, "1001")["extension"] == "1001"  # same extension, other account
 
-    dup_named = api.post(f"/accounts/{other}/users", {"named_user_id": "jane.roe@example.com",
+    dup_named = prov.post(f"/accounts/{other}/users", {"named_user_id": "jane.roe@example.com",
                                                       "display_name": "Jane", "extension": "1002"})
     assert dup_named.status_code == 409
     assert "named_user_id" in dup_named.json()["detail"]
-    assert [u["id"] for u in api.get(f"/accounts/{acc}/users").json()] == [jane["id"]]
+    assert [u["id"] for u in prov.get(f"/accounts/{acc}/users").json()] == [jane["id"]]
 
 
 @pytest.mark.parametrize(("body", "field"), [
@@ -219,20 +219,20 @@ def test_users_extension_unique_per_account_and_named_id_platform_wide(api: Api)
     ({"named_user_id": "a.b@c.de", "display_name": "A", "extension": "1"}, "extension"),
     ({"named_user_id": "a.b@c.de", "extension": "1001"}, "display_name"),
 ])
-def test_user_validation_names_the_field(api: Api, body: dict[str, Any], field: str) -> None:
-    acc = api.account()["id"]
-    assert ["body", field] in loc(api.post(f"/accounts/{acc}/users", body))
+def test_user_validation_names_the_field(prov: Api, body: dict[str, Any], field: str) -> None:
+    acc = prov.account()["id"]
+    assert ["body", field] in loc(prov.post(f"/accounts/{acc}/users", body))
 
 
 # --- locations -----------------------------------------------------------------------------
 
-def test_location_stores_civic_fields_and_callback(api: Api) -> None:
-    acc = api.account()["id"]
-    created = api.location(acc, name="HQ", country="us", unit="B", callback_number="+1 (512) 555-0199")
+def test_location_stores_civic_fields_and_callback(prov: Api) -> None:
+    acc = prov.account()["id"]
+    created = prov.location(acc, name="HQ", country="us", unit="B", callback_number="+1 (512) 555-0199")
     assert created["country"] == "US" and created["unit"] == "B" and created["rd"] == "Congress"
     assert created["callback_number"] == "+15125550199"
-    assert api.get(f"/locations/{created['id']}").json() == created
-    assert api.get(f"/accounts/{acc}/locations").json() == [created]
+    assert prov.get(f"/locations/{created['id']}").json() == created
+    assert prov.get(f"/accounts/{acc}/locations").json() == [created]
 
 
 @pytest.mark.parametrize(("body", "field"), [
@@ -242,17 +242,17 @@ def test_location_stores_civic_fields_and_callback(api: Api) -> None:
     ({"country": "US", "callback_number": "call me"}, "callback_number"),
     ({"country": "US", "callback_number": "+15125550100", "street": "Main"}, "street"),
 ])
-def test_location_validation_names_the_field(api: Api, body: dict[str, Any], field: str) -> None:
-    acc = api.account()["id"]
-    assert ["body", field] in loc(api.post(f"/accounts/{acc}/locations", body))
+def test_location_validation_names_the_field(prov: Api, body: dict[str, Any], field: str) -> None:
+    acc = prov.account()["id"]
+    assert ["body", field] in loc(prov.post(f"/accounts/{acc}/locations", body))
 
 
 # --- devices, credentials, lifecycle --------------------------------------------------------
 
-def test_device_creation_returns_password_once_and_stores_only_ha1(api: Api) -> None:
-    acc = api.account()["id"]
-    u1, u2 = api.user(acc, "2001"), api.user(acc, "2002")
-    r = api.post(f"/accounts/{acc}/devices", {"hardware_profile": "yealink-t54w", "name": "front desk",
+def test_device_creation_returns_password_once_and_stores_only_ha1(prov: Api) -> None:
+    acc = prov.account()["id"]
+    u1, u2 = prov.user(acc, "2001"), prov.user(acc, "2002")
+    r = prov.post(f"/accounts/{acc}/devices", {"hardware_profile": "yealink-t54w", "name": "front desk",
                                               "mac": random_mac(), "lines": [{"user_id": u1["id"]},
                                                                              {"user_id": u2["id"]}]})
     assert r.status_code == 201, r.text
@@ -266,7 +266,7 @@ def test_device_creation_returns_password_once_and_stores_only_ha1(api: Api) -> 
     passwords = [ln["sip_password"] for ln in lines]
     assert len(set(passwords)) == 2 and all(len(p) >= 20 for p in passwords)
 
-    with Session(api.engine) as s:
+    with Session(prov.engine) as s:
         for ln, pw in zip(lines, passwords, strict=True):
             row = s.exec(select(Line).where(Line.id == ln["id"])).one()
             a1 = f"{ln['sip_username']}:{SIP_DOMAIN}:{pw}".encode()
@@ -274,12 +274,12 @@ def test_device_creation_returns_password_once_and_stores_only_ha1(api: Api) -> 
             assert row.ha1_sha256 == hashlib.sha256(a1).hexdigest()
             assert pw not in json.dumps(row.model_dump(mode="json"))
 
-    shown = [api.get(f"/devices/{dev['id']}").text, api.get(f"/accounts/{acc}/devices").text,
-             api.get("/audit", account_id=acc).text]
+    shown = [prov.get(f"/devices/{dev['id']}").text, prov.get(f"/accounts/{acc}/devices").text,
+             prov.get("/audit", account_id=acc).text]
     for body in shown:
         assert "sip_password" not in body
         assert not any(pw in body for pw in passwords)
-    assert api.get(f"/devices/{dev['id']}").json()["lines"] == [
+    assert prov.get(f"/devices/{dev['id']}").json()["lines"] == [
         {k: v for k, v in ln.items() if k != "sip_password"} for ln in lines]
 
 
@@ -289,83 +289,83 @@ def test_device_creation_returns_password_once_and_stores_only_ha1(api: Api) -> 
     ("yealink-t54w", "00:15:65:zz:00:01", "mac"),
     ("no-such-phone", None, "hardware_profile"),
 ])
-def test_device_profile_rules_name_the_field(api: Api, profile: str, mac: str | None, field: str) -> None:
-    acc = api.account()["id"]
-    u = api.user(acc, "3001")
+def test_device_profile_rules_name_the_field(prov: Api, profile: str, mac: str | None, field: str) -> None:
+    acc = prov.account()["id"]
+    u = prov.user(acc, "3001")
     body: dict[str, Any] = {"hardware_profile": profile, "name": "d", "lines": [{"user_id": u["id"]}]}
     if mac is not None:
         body["mac"] = mac
-    assert ["body", field] in loc(api.post(f"/accounts/{acc}/devices", body))
+    assert ["body", field] in loc(prov.post(f"/accounts/{acc}/devices", body))
 
 
-def test_device_lines_must_fit_profile_and_belong_to_account(api: Api) -> None:
-    acc, other = api.account()["id"], api.account()["id"]
-    u1, u2 = api.user(acc, "4001"), api.user(acc, "4002")
-    stranger = api.user(other, "4001")
+def test_device_lines_must_fit_profile_and_belong_to_account(prov: Api) -> None:
+    acc, other = prov.account()["id"], prov.account()["id"]
+    u1, u2 = prov.user(acc, "4001"), prov.user(acc, "4002")
+    stranger = prov.user(other, "4001")
     two = {"hardware_profile": "softphone-desktop", "name": "d",
            "lines": [{"user_id": u1["id"]}, {"user_id": u2["id"]}]}
-    assert ["body", "lines"] in loc(api.post(f"/accounts/{acc}/devices", two))
+    assert ["body", "lines"] in loc(prov.post(f"/accounts/{acc}/devices", two))
     foreign = {"hardware_profile": "softphone-desktop", "name": "d", "lines": [{"user_id": stranger["id"]}]}
-    assert ["body", "lines", 0, "user_id"] in loc(api.post(f"/accounts/{acc}/devices", foreign))
+    assert ["body", "lines", 0, "user_id"] in loc(prov.post(f"/accounts/{acc}/devices", foreign))
     empty = {"hardware_profile": "softphone-desktop", "name": "d", "lines": []}
-    assert ["body", "lines"] in loc(api.post(f"/accounts/{acc}/devices", empty))
-    assert api.get(f"/accounts/{acc}/devices").json() == []
+    assert ["body", "lines"] in loc(prov.post(f"/accounts/{acc}/devices", empty))
+    assert prov.get(f"/accounts/{acc}/devices").json() == []
 
 
-def test_duplicate_mac_is_409_in_any_notation(api: Api) -> None:
-    acc = api.account()["id"]
-    u1, u2 = api.user(acc, "5001"), api.user(acc, "5002")
+def test_duplicate_mac_is_409_in_any_notation(prov: Api) -> None:
+    acc = prov.account()["id"]
+    u1, u2 = prov.user(acc, "5001"), prov.user(acc, "5002")
     mac = random_mac()
-    first = api.post(f"/accounts/{acc}/devices", {"hardware_profile": "yealink-t54w", "name": "a",
+    first = prov.post(f"/accounts/{acc}/devices", {"hardware_profile": "yealink-t54w", "name": "a",
                                                   "mac": mac, "lines": [{"user_id": u1["id"]}]})
     assert first.status_code == 201
-    r = api.post(f"/accounts/{acc}/devices", {"hardware_profile": "yealink-t54w", "name": "b",
+    r = prov.post(f"/accounts/{acc}/devices", {"hardware_profile": "yealink-t54w", "name": "b",
                                               "mac": mac.replace(":", "-").lower(),
                                               "lines": [{"user_id": u2["id"]}]})
     assert r.status_code == 409
     assert "MAC" in r.json()["detail"]
 
 
-def test_activation_needs_a_location_r12(api: Api) -> None:
-    acc = api.account()["id"]
-    u = api.user(acc, "6001")
-    dev = api.softphone(acc, [u["id"]])
-    r = api.post(f"/devices/{dev['id']}/activate")
+def test_activation_needs_a_location_r12(prov: Api) -> None:
+    acc = prov.account()["id"]
+    u = prov.user(acc, "6001")
+    dev = prov.softphone(acc, [u["id"]])
+    r = prov.post(f"/devices/{dev['id']}/activate")
     assert r.status_code == 409
     assert r.json()["rule_id"] == "R12"
     assert "R12" in r.json()["detail"] and "location" in r.json()["detail"]
-    assert api.get(f"/devices/{dev['id']}").json()["state"] == "new"
+    assert prov.get(f"/devices/{dev['id']}").json()["state"] == "new"
 
-    elsewhere = api.location(api.account()["id"])
-    assert ["body", "location_id"] in loc(api.post(f"/devices/{dev['id']}/location",
+    elsewhere = prov.location(prov.account()["id"])
+    assert ["body", "location_id"] in loc(prov.post(f"/devices/{dev['id']}/location",
                                                    {"location_id": elsewhere["id"]}))
-    assert ["body", "location_id"] in loc(api.post(f"/devices/{dev['id']}/location", {}))
+    assert ["body", "location_id"] in loc(prov.post(f"/devices/{dev['id']}/location", {}))
 
-    here = api.location(acc)
-    api.clock.advance(60)
-    located = api.post(f"/devices/{dev['id']}/location", {"location_id": here["id"]})
+    here = prov.location(acc)
+    prov.clock.advance(60)
+    located = prov.post(f"/devices/{dev['id']}/location", {"location_id": here["id"]})
     assert located.status_code == 200
     assert located.json()["state"] == "located" and located.json()["location_id"] == here["id"]
-    api.clock.advance(60)
-    active = api.post(f"/devices/{dev['id']}/activate").json()
+    prov.clock.advance(60)
+    active = prov.post(f"/devices/{dev['id']}/activate").json()
     assert active["state"] == "active"
-    assert active["activated_at"] == api.clock().isoformat().replace("+00:00", "Z")
-    again = api.post(f"/devices/{dev['id']}/activate")
+    assert active["activated_at"] == prov.clock().isoformat().replace("+00:00", "Z")
+    again = prov.post(f"/devices/{dev['id']}/activate")
     assert again.status_code == 200 and again.json()["activated_at"] == active["activated_at"]
 
-    moved_to = api.location(acc, flr="4")  # R13: an active device may move and stays active
-    moved = api.post(f"/devices/{dev['id']}/location", {"location_id": moved_to["id"]}).json()
+    moved_to = prov.location(acc, flr="4")  # R13: an active device may move and stays active
+    moved = prov.post(f"/devices/{dev['id']}/location", {"location_id": moved_to["id"]}).json()
     assert moved["state"] == "active" and moved["location_id"] == moved_to["id"]
 
 
-def test_every_change_is_audited_with_secrets_redacted(api: Api) -> None:
-    acc = api.account()["id"]
-    u = api.user(acc, "7001")
-    place = api.location(acc)
-    dev = api.softphone(acc, [u["id"]])
-    api.post(f"/devices/{dev['id']}/location", {"location_id": place["id"]})
-    api.post(f"/devices/{dev['id']}/activate")
-    events = api.get("/audit", account_id=acc).json()
+def test_every_change_is_audited_with_secrets_redacted(prov: Api) -> None:
+    acc = prov.account()["id"]
+    u = prov.user(acc, "7001")
+    place = prov.location(acc)
+    dev = prov.softphone(acc, [u["id"]])
+    prov.post(f"/devices/{dev['id']}/location", {"location_id": place["id"]})
+    prov.post(f"/devices/{dev['id']}/activate")
+    events = prov.get("/audit", account_id=acc).json()
     assert [e["action"] for e in reversed(events)] == [
         "account.created", "user.created", "location.created", "device.created",
         "device.located", "device.activated"]
@@ -373,60 +373,60 @@ def test_every_change_is_audited_with_secrets_redacted(api: Api) -> None:
     created = next(e for e in events if e["action"] == "device.created")
     assert created["entity_id"] == dev["id"]
     assert created["detail"]["lines"][0]["sip_username"] == dev["lines"][0]["sip_username"]
-    with Session(api.engine) as s:
+    with Session(prov.engine) as s:
         stored = s.exec(select(AuditEvent).where(AuditEvent.account_id == acc)).all()
     assert len(stored) == 6
     assert dev["lines"][0]["sip_password"] not in json.dumps([e.detail for e in stored])
-    only_device = api.get("/audit", entity="device", entity_id=dev["id"]).json()
+    only_device = prov.get("/audit", entity="device", entity_id=dev["id"]).json()
     assert {e["action"] for e in only_device} == {"device.created", "device.located", "device.activated"}
 
 
 # --- directory snapshot follows changes without reload ------------------------------------
 
-def test_directory_snapshot_follows_each_change(api: Api) -> None:
-    acc = api.account()
-    assert api.directory.snapshot.accounts[acc["id"]].plan == "connect"
-    u = api.user(acc["id"], "8001", display_name="Snap Shot")
-    snap = api.directory.snapshot
+def test_directory_snapshot_follows_each_change(prov: Api) -> None:
+    acc = prov.account()
+    assert prov.directory.snapshot.accounts[acc["id"]].plan == "connect"
+    u = prov.user(acc["id"], "8001", display_name="Snap Shot")
+    snap = prov.directory.snapshot
     assert snap.user_by_extension[(acc["id"], "8001")] == u["id"]
     assert snap.extension_lines(acc["id"], "8001") == ()  # known user, no line yet
 
-    dev = api.softphone(acc["id"], [u["id"]])
+    dev = prov.softphone(acc["id"], [u["id"]])
     name = dev["lines"][0]["sip_username"]
-    entry = api.directory.snapshot.line(name)
+    entry = prov.directory.snapshot.line(name)
     assert entry is not None and entry.device_state == "new" and entry.location_id is None
     assert entry.display_name == "Snap Shot" and entry.realm == SIP_DOMAIN
     pw = dev["lines"][0]["sip_password"]
     assert entry.ha1_md5 == hashlib.md5(f"{name}:{SIP_DOMAIN}:{pw}".encode()).hexdigest()
 
-    place = api.location(acc["id"])
-    api.post(f"/devices/{dev['id']}/location", {"location_id": place["id"]})
-    entry = api.directory.snapshot.line(name)
+    place = prov.location(acc["id"])
+    prov.post(f"/devices/{dev['id']}/location", {"location_id": place["id"]})
+    entry = prov.directory.snapshot.line(name)
     assert entry is not None and entry.device_state == "located" and entry.location_id == place["id"]
 
-    api.post(f"/devices/{dev['id']}/activate")
-    snap = api.directory.snapshot
+    prov.post(f"/devices/{dev['id']}/activate")
+    snap = prov.directory.snapshot
     assert snap.lines[name].device_state == "active"
     assert snap.extension_lines(acc["id"], "8001") == (snap.lines[name],)
     assert snap.by_device[dev["id"]] == (snap.lines[name],)
 
-    fresh = Directory(api.engine).load_all()  # the incremental result equals a full reload
+    fresh = Directory(prov.engine).load_all()  # the incremental result equals a full reload
     for attr in ("accounts", "users", "user_by_extension", "lines", "lines_by_id",
                  "by_extension", "by_user", "by_device"):
         assert dict(getattr(snap, attr)) == dict(getattr(fresh, attr)), attr
-    kinds = [c.kind for c in api.changes if c.account_id == acc["id"]]
+    kinds = [c.kind for c in prov.changes if c.account_id == acc["id"]]
     assert kinds == ["account.created", "user.created", "device.created", "location.created",
                      "device.located", "device.activated"]
 
 
-def test_concurrent_device_creation(api: Api) -> None:
-    acc = api.account()["id"]
-    users = [api.user(acc, str(9100 + i)) for i in range(8)]
+def test_concurrent_device_creation(prov: Api) -> None:
+    acc = prov.account()["id"]
+    users = [prov.user(acc, str(9100 + i)) for i in range(8)]
     results: list[httpx.Response] = []
     lock = threading.Lock()
 
     def create(uid: int) -> None:
-        r = api.post(f"/accounts/{acc}/devices", {"hardware_profile": "softphone-mobile", "name": "m",
+        r = prov.post(f"/accounts/{acc}/devices", {"hardware_profile": "softphone-mobile", "name": "m",
                                                   "lines": [{"user_id": uid}]})
         with lock:
             results.append(r)
@@ -439,24 +439,24 @@ def test_concurrent_device_creation(api: Api) -> None:
     assert sorted(r.status_code for r in results) == [201] * 8
     names = {r.json()["lines"][0]["sip_username"] for r in results}
     assert len(names) == 8
-    assert names <= set(api.directory.snapshot.lines)
+    assert names <= set(prov.directory.snapshot.lines)
 
 
 # --- live views and call records -----------------------------------------------------------
 
-def test_registrations_and_calls_come_from_the_live_view(api: Api) -> None:
-    api.live.regs[:] = [{"aor": "a", "account_id": 1}, {"aor": "b", "account_id": 2}]
-    api.live.active_calls[:] = [{"call_id": "c1", "account_id": 2}]
-    assert api.get("/registrations").json() == api.live.regs
-    assert api.get("/registrations", account_id=2).json() == [{"aor": "b", "account_id": 2}]
-    assert api.get("/calls").json() == api.live.active_calls
-    assert api.get("/calls", account_id=1).json() == []
+def test_registrations_and_calls_come_from_the_live_view(prov: Api) -> None:
+    prov.live.regs[:] = [{"aor": "a", "account_id": 1}, {"aor": "b", "account_id": 2}]
+    prov.live.active_calls[:] = [{"call_id": "c1", "account_id": 2}]
+    assert prov.get("/registrations").json() == prov.live.regs
+    assert prov.get("/registrations", account_id=2).json() == [{"aor": "b", "account_id": 2}]
+    assert prov.get("/calls").json() == prov.live.active_calls
+    assert prov.get("/calls", account_id=1).json() == []
 
 
-def test_cdrs_written_in_batches_and_filtered_by_account(api: Api) -> None:
-    acc, other = api.account()["id"], api.account()["id"]
-    t0 = api.clock()
-    store = CdrStore(api.engine)
+def test_cdrs_written_in_batches_and_filtered_by_account(prov: Api) -> None:
+    acc, other = prov.account()["id"], prov.account()["id"]
+    t0 = prov.clock()
+    store = CdrStore(prov.engine)
     records = [
         {"account_id": acc, "call_id": f"ans-{acc}", "caller": "sip:1001@x", "callee": "sip:1002@x",
          "start": t0, "answer": t0 + timedelta(seconds=2), "end": t0 + timedelta(seconds=12),
@@ -469,22 +469,22 @@ def test_cdrs_written_in_batches_and_filtered_by_account(api: Api) -> None:
          "reason": "Device not activated: emergency location required (R12)", "rule_id": "R12"},
     ]
     assert store.write_many(records) == 3
-    mine = api.get("/cdrs", account_id=acc).json()
+    mine = prov.get("/cdrs", account_id=acc).json()
     assert [c["call_id"] for c in mine] == [f"busy-{acc}", f"ans-{acc}"]  # newest first
     answered = mine[1]
     assert answered["duration_s"] == 10.0 and answered["sip_code"] == 200
     assert answered["answer"] == (t0 + timedelta(seconds=2)).isoformat().replace("+00:00", "Z")
-    theirs = api.get("/cdrs", account_id=other).json()
+    theirs = prov.get("/cdrs", account_id=other).json()
     assert len(theirs) == 1 and theirs[0]["rule_id"] == "R12"
-    assert [c["call_id"] for c in api.get("/cdrs", account_id=acc, disposition="busy").json()] == [
+    assert [c["call_id"] for c in prov.get("/cdrs", account_id=acc, disposition="busy").json()] == [
         f"busy-{acc}"]
-    assert api.get("/cdrs", call_id=f"ans-{acc}").json()[0]["account_id"] == acc
-    assert ["query", "disposition"] in loc(api.get("/cdrs", disposition="maybe"))
-    assert ["query", "limit"] in loc(api.get("/cdrs", limit=0))
+    assert prov.get("/cdrs", call_id=f"ans-{acc}").json()[0]["account_id"] == acc
+    assert ["query", "disposition"] in loc(prov.get("/cdrs", disposition="maybe"))
+    assert ["query", "limit"] in loc(prov.get("/cdrs", limit=0))
 
 
-def test_hardware_profiles_listed(api: Api) -> None:
-    ids = [p["id"] for p in api.get("/hardware-profiles").json()]
+def test_hardware_profiles_listed(prov: Api) -> None:
+    ids = [p["id"] for p in prov.get("/hardware-profiles").json()]
     assert {"softphone-desktop", "softphone-mobile", "yealink-t54w"} <= set(ids)
-    t54w = api.get("/hardware-profiles/yealink-t54w").json()
+    t54w = prov.get("/hardware-profiles/yealink-t54w").json()
     assert t54w["max_lines"] == 16 and t54w["mac_policy"] == "required"
