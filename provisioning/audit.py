@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session
@@ -27,7 +28,7 @@ def redact(value: Any) -> Any:
     return value
 
 
-def record(session: Session, *, at: Any, actor: str, action: str, entity: str,
+def record(session: Session, *, at: datetime, actor: str, action: str, entity: str,
            entity_id: int | None, account_id: int | None,
            detail: Mapping[str, Any] | None = None) -> AuditEvent:
     """Add an audit event to the session (committed with the change it describes)."""

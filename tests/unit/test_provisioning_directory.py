@@ -14,7 +14,7 @@ from sqlmodel import Session
 from hardware_profiles.catalog import load_catalog
 from provisioning import services
 from provisioning.db import init_db, make_engine
-from provisioning.directory import Directory, DirectorySnapshot
+from provisioning.directory import Directory, DirectorySnapshot, LineEntry
 from provisioning.events import Change, ChangeBus
 from provisioning.models import Account, Device, Line, Location, User
 from provisioning.schemas import AccountCreate, DeviceCreate, LineSpec, LocationCreate, UserCreate
@@ -60,6 +60,15 @@ def test_incremental_equals_full_reload_through_a_story(engine: Engine) -> None:
         soft = services.create_device(env, acc, DeviceCreate(
             hardware_profile="softphone-mobile", name="phone", lines=[LineSpec(user_id=u1)]))
         same(directory.snapshot, Directory(engine).load_all())
+        soft_line = soft.lines[0]
+        assert soft_line.id is not None and soft.device.id is not None
+        assert len({soft_line.id, soft.device.id, u1}) == 3  # distinct ids catch column mix-ups
+        assert directory.snapshot.lines[soft_line.sip_username] == LineEntry(
+            sip_username=soft_line.sip_username, realm=DOMAIN, ha1_md5=soft_line.ha1_md5,
+            ha1_sha256=soft_line.ha1_sha256, line_id=soft_line.id, line_index=1,
+            device_id=soft.device.id, device_state="new", device_kind="softphone", location_id=None,
+            user_id=u1, extension="10", display_name="Ann", named_user_id="ann.a@x.example",
+            account_id=acc)
 
         # Ann rings on both devices; lines ordered by id
         ann = directory.snapshot.extension_lines(acc, "10")
