@@ -20,8 +20,10 @@ from tests.peers.api import (
     call_ids,
     cdr_summary,
     registered_usernames,
+    registration_transports,
 )
 from tests.peers.gateway import GatewayProcess
+from tests.peers.ports import ipv6_loopback_available
 
 pytestmark = pytest.mark.peers
 
@@ -163,3 +165,40 @@ def test_pjsua2_unregister_removes_binding(
         3.0,
     )
     assert phone_line.sip_username not in registered_usernames(rows), rows
+
+
+@pytest.mark.parametrize(("transport", "host"), [("tcp", "127.0.0.1"), ("udp", "::1"), ("tcp", "::1")])
+def test_pjsua2_registers_over_tcp_and_ipv6(
+    transport: str,
+    host: str,
+    gateway: GatewayProcess,
+    gateway_factory: Callable[..., GatewayProcess],
+    phone_process: Callable[..., Any],
+) -> None:
+    """UDP and TCP share the SIP port; `--sip [::1]:port` serves IPv6 the same way."""
+    if ":" in host:
+        if not ipv6_loopback_available():
+            pytest.skip("::1 cannot be bound on this host (no IPv6 loopback)")
+        gw = gateway_factory(sip_host=host)
+    else:
+        gw = gateway
+    api = VoiplabApi(gw.api_url, gw.spec.token)
+    try:
+        account = api.create_account()
+        phone_line = api.provision_line(account, "401")
+        phone = phone_process(
+            phone_line.sip_account(gw.sip_address, transport=transport),
+            name=f"{transport}-{'v6' if ':' in host else 'v4'}",
+            bind=host,
+        )
+        reg = phone.expect(REG_TIMEOUT, event="reg")
+        assert (reg["code"], reg["reason"]) == (200, "OK"), reg
+        rows = _poll(
+            lambda: api.registrations(account),
+            lambda r: phone_line.sip_username in registered_usernames(r),
+            3.0,
+        )
+        assert phone_line.sip_username in registered_usernames(rows), rows
+        assert registration_transports(rows, phone_line.sip_username) == {transport}, rows
+    finally:
+        api.close()

@@ -40,7 +40,7 @@ RESPONSE_CONTRACT: dict[str, tuple[str, ...]] = {
     "CdrOut": ("account_id", "call_id", "disposition", "duration_s", "answer", "end", "sip_code"),
 }
 # Live views are free-form dicts; the keys read from them:
-REGISTRATION_KEYS = ("aor", "account_id", "contact")
+REGISTRATION_KEYS = ("aor", "account_id", "contact", "source")
 CALL_KEYS = ("call_id", "account_id", "state")
 
 _serial = itertools.count(1)
@@ -189,13 +189,20 @@ class VoiplabApi:
 # --- reading live rows and records (field names stay in this module) ---------------------------
 def registered_usernames(rows: list[dict[str, Any]]) -> set[str]:
     """User parts of the AORs in GET /registrations rows."""
-    out: set[str] = set()
-    for row in rows:
-        aor = str(row.get("aor", ""))
-        user = aor.split(":", 1)[-1].split("@", 1)[0]
-        if user:
-            out.add(user)
-    return out
+    return {u for u in (_aor_user(str(row.get("aor", ""))) for row in rows) if u}
+
+
+def _aor_user(aor: str) -> str:
+    return aor.split(":", 1)[-1].split("@", 1)[0]
+
+
+def registration_transports(rows: list[dict[str, Any]], username: str) -> set[str]:
+    """Transports ("udp", "tcp", …) the bindings of `username` were registered over."""
+    return {
+        str(r.get("source", "")).split(":", 1)[0]
+        for r in rows
+        if _aor_user(str(r.get("aor", ""))) == username
+    }
 
 
 def call_ids(rows: list[dict[str, Any]]) -> set[str]:
