@@ -99,12 +99,24 @@ class Message:
 
     def get_all(self, key: str) -> list[str]:
         """Every header line's value for this key (not comma-split)."""
-        return [h[2] for h in self.headers if h[0] == key]
+        idx = self._idx
+        if idx is None:
+            idx = self._index()
+        first = idx.get(key)
+        if first is None:
+            return []
+        return [h[2] for h in self.headers[first:] if h[0] == key]
 
     def values(self, key: str) -> list[str]:
         """Comma-separated values over every line of ``key`` (quote/angle aware)."""
         out: list[str] = []
-        for h in self.headers:
+        idx = self._idx
+        if idx is None:
+            idx = self._index()
+        first = idx.get(key)
+        if first is None:
+            return out
+        for h in self.headers[first:]:
             if h[0] == key:
                 try:
                     out.extend(split_commas(h[2]))

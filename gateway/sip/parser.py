@@ -102,6 +102,23 @@ _KNOWN: Final = frozenset(COMPACT) | frozenset(COMPACT.values()) | frozenset(
     }
 )
 
+
+def _name_table() -> dict[str, str]:
+    """Exact spellings of common header names → key, to skip lower()/lookups."""
+    table: dict[str, str] = {}
+    for key in _KNOWN:
+        if len(key) == 1:
+            table[key] = COMPACT[key]
+            table[key.upper()] = COMPACT[key]
+            continue
+        for spelling in (key, canonical_name(key), key.upper()):
+            table[spelling] = key
+    return table
+
+
+#: constant lookup table built once at import (never mutated)
+_NAME_KEY: Final[dict[str, str]] = _name_table()
+
 _METHODS_NEED_NO_CHECK: Final = frozenset(
     {"INVITE", "ACK", "BYE", "CANCEL", "REGISTER", "OPTIONS", "INFO", "UPDATE", "PRACK",
      "SUBSCRIBE", "NOTIFY", "REFER", "MESSAGE", "PUBLISH"}
@@ -259,17 +276,21 @@ def parse_message(data: bytes, *, max_size: int = MAX_HEADER_BYTES + 4 + MAX_BOD
         lines = []
     headers: list[list[str]] = []
     idx: dict[str, int] = {}
+    name_key = _NAME_KEY
+    # a plain loop: measured faster here than comprehensions plus a fix-up pass
     for i, line in enumerate(lines):
         name, colon_found, value = line.partition(":")
-        if not colon_found:
-            raise ParseError("Malformed header line")
-        name = name.rstrip(WS)
-        key = name.lower()
-        if key not in _KNOWN:
-            if not key or key.strip(TOKEN_CHARS):
+        key = name_key.get(name) if colon_found else None
+        if key is None:
+            if not colon_found:
                 raise ParseError("Malformed header line")
-        elif len(key) == 1:
-            key = COMPACT[key]
+            name = name.rstrip(WS)
+            key = name.lower()
+            if key not in _KNOWN:
+                if not key or key.strip(TOKEN_CHARS):
+                    raise ParseError("Malformed header line")
+            elif len(key) == 1:
+                key = COMPACT[key]
         headers.append([key, name, value.strip(WS)])
         if idx.setdefault(key, i) != i and key in _SINGLE and error is None:
             error = ParseError(f"Duplicate {canonical_name(key)} header")

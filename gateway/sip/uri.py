@@ -14,6 +14,7 @@ from __future__ import annotations
 from gateway.sip.errors import ParseError
 from gateway.sip.headers import (
     ALPHANUM,
+    HOSTNAME_CHARS,
     WS,
     parse_params,
     quoted_end,
@@ -190,13 +191,17 @@ def parse_uri(text: str) -> URI:
     colon = text.find(":")
     if colon <= 0:
         raise ParseError("Malformed URI")
-    scheme = text[:colon]
-    if not scheme[0].isalpha() or not scheme.isascii() or scheme.strip(_SCHEME_CHARS):
-        raise ParseError("Malformed URI")
+    lscheme = text[:colon].lower()
     rest = text[colon + 1 :]
-    lscheme = scheme.lower()
     if lscheme != "sip" and lscheme != "sips":
-        if not rest or rest.strip(_URIC_CHARS) or ("%" in rest and not _escapes_ok(rest)):
+        if (
+            not lscheme[0].isalpha()
+            or not lscheme.isascii()
+            or lscheme.strip(_SCHEME_CHARS)
+            or not rest
+            or rest.strip(_URIC_CHARS)
+            or ("%" in rest and not _escapes_ok(rest))
+        ):
             raise ParseError("Malformed URI")
         return AbsoluteURI(lscheme, text)
 
@@ -206,16 +211,17 @@ def parse_uri(text: str) -> URI:
     if at >= 0:
         userinfo = rest[:at]
         hostpart = rest[at + 1 :]
-        user, colon2, password = userinfo.partition(":")
-        if not user or user.strip(_USER_CHARS):
-            raise ParseError("Malformed URI")
-        if colon2:
+        c2 = userinfo.find(":")
+        if c2 < 0:
+            user = userinfo
+            uri.password = None
+        else:
+            user = userinfo[:c2]
+            password = userinfo[c2 + 1 :]
             if password.strip(_PASSWORD_CHARS):
                 raise ParseError("Malformed URI")
             uri.password = password
-        else:
-            uri.password = None
-        if "%" in userinfo and not _escapes_ok(userinfo):
+        if not user or user.strip(_USER_CHARS) or ("%" in userinfo and not _escapes_ok(userinfo)):
             raise ParseError("Malformed URI")
         uri.user = user
     else:
@@ -250,6 +256,13 @@ def parse_uri(text: str) -> URI:
     else:
         hostport = hostpart
         uri.params = {}
+    if hostport[:1] != "[" and ":" not in hostport:
+        # plain host, no port: the common case, checked inline
+        if not hostport or hostport.strip(HOSTNAME_CHARS):
+            raise ParseError("Malformed URI")
+        uri.host = hostport.lower()
+        uri.port = None
+        return uri
     try:
         uri.host, uri.port = split_hostport(hostport)
     except ParseError:
@@ -328,8 +341,12 @@ def parse_name_addr(text: str) -> NameAddr:
     s = text.strip(WS)
     if not s:
         raise ParseError("Malformed name-addr")
+    first = s[0]
     display: str | None
-    if s[0] == '"':
+    if first == "<":
+        display = None
+        rest = s
+    elif first == '"':
         end = quoted_end(s, 0)
         if end < 0:
             raise ParseError("Unterminated quoted string")
@@ -337,18 +354,15 @@ def parse_name_addr(text: str) -> NameAddr:
         rest = s[end:].lstrip(WS)
         if not rest.startswith("<"):
             raise ParseError("Malformed name-addr")
-        lt = 0
     else:
         lt = s.find("<")
-        prefix = s[:lt] if lt >= 0 else ""
-        if lt >= 0 and not any(c in prefix for c in ';:,"?'):
-            words = prefix.split()
-            for word in words:
-                if word.strip(_DISPLAY_TOKEN_CHARS):
-                    raise ParseError("Malformed display name")
-            display = prefix.strip(WS) or None
+        prefix = s[:lt] if lt > 0 else ""
+        if prefix and not prefix.strip(_DISPLAY_CHARS):
+            # display-name = *(token LWS): words of token characters
+            display = prefix.strip(WS)
             rest = s[lt:]
-            lt = 0
+        elif lt > 0 and not any(c in prefix for c in ';:,"?'):
+            raise ParseError("Malformed display name")
         else:
             # addr-spec: the URI ends at the first ';'
             semi = s.find(";")
@@ -361,17 +375,18 @@ def parse_name_addr(text: str) -> NameAddr:
             na.params = parse_params(s[semi:]) if semi >= 0 else {}
             na.raw = text
             return na
-    gt = rest.find(">", lt + 1)
+    gt = rest.find(">", 1)
     if gt < 0:
         raise ParseError("Malformed name-addr")
-    uri_text = rest[lt + 1 : gt]
-    after = rest[gt + 1 :].lstrip(WS)
     na = NameAddr.__new__(NameAddr)
     na.display = display
-    na.uri = parse_uri(uri_text)
+    na.uri = parse_uri(rest[1:gt])
+    after = rest[gt + 1 :]
     if after:
         if after[0] != ";":
-            raise ParseError("Malformed name-addr")
+            after = after.lstrip(WS)
+            if after[:1] != ";":
+                raise ParseError("Malformed name-addr")
         na.params = parse_params(after)
     else:
         na.params = {}
@@ -379,4 +394,5 @@ def parse_name_addr(text: str) -> NameAddr:
     return na
 
 
-_DISPLAY_TOKEN_CHARS = ALPHANUM + "-.!%*_+`'~"
+#: unquoted display name: token characters and the LWS between the words
+_DISPLAY_CHARS = ALPHANUM + "-.!%*_+`'~ \t"
