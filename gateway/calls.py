@@ -1,0 +1,140 @@
+"""Live calls and the one call record each INVITE attempt leaves behind.
+
+The proxy reports what it sees (attempt admitted, a final answer, a CANCEL,
+a BYE); this tracker turns that into call state for ``GET /calls`` and, when
+the call ends, exactly one record for the CDR writer.  Durations come from
+the simulated clock (so a time-scaled test reads simulated seconds); the
+start/answer/end stamps are the clock's wall time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(slots=True)
+class Call:
+    call_id: str
+    account_id: int
+    caller: str  # caller's SIP username (the authenticated line)
+    callee: str  # what was dialled (Request-URI user)
+    caller_user_id: int | None
+    callee_user_id: int | None
+    started: float
+    start_wall: datetime
+    state: str = "trying"  # trying → ringing → confirmed → ended
+    answered: float | None = None
+    answer_wall: datetime | None = None
+    cancelled: bool = False
+    rule_id: str | None = None
+
+    def as_dict(self, now: float) -> dict[str, Any]:
+        return {
+            "call_id": self.call_id,
+            "account_id": self.account_id,
+            "caller": self.caller,
+            "callee": self.callee,
+            "state": self.state,
+            "start": self.start_wall.isoformat(),
+            "answer": self.answer_wall.isoformat() if self.answer_wall else None,
+            "duration_s": round(now - self.answered, 3) if self.answered is not None else 0.0,
+        }
+
+
+def disposition_for(code: int, cancelled: bool) -> str:
+    """Map a final status to the record's disposition (cancelled wins over 487)."""
+    if 200 <= code < 300:
+        return "answered"
+    if cancelled or code == 487:
+        return "cancelled"
+    if code in (486, 600):
+        return "busy"
+    if code in (408, 480):
+        return "no-answer"
+    return "rejected"
+
+
+class CallTracker:
+    def __init__(self, now: Callable[[], float], wall: Callable[[], datetime],
+                 emit: Callable[[dict[str, Any]], None], node: str = "gw1") -> None:
+        self._now = now
+        self._wall = wall
+        self._emit = emit
+        self._node = node
+        self.calls: dict[str, Call] = {}
+
+    def start(self, call_id: str, account_id: int, caller: str, callee: str,
+              caller_user_id: int | None, callee_user_id: int | None) -> Call | None:
+        """Open a call for an admitted INVITE; None when this Call-ID is already live (a retry after 407)."""
+        if call_id in self.calls:
+            return None
+        call = Call(call_id, account_id, caller, callee, caller_user_id, callee_user_id,
+                    self._now(), self._wall())
+        self.calls[call_id] = call
+        return call
+
+    def refused(self, call_id: str, account_id: int, caller: str, callee: str, code: int,
+                reason: str, rule_id: str | None = None, caller_user_id: int | None = None) -> None:
+        """An authenticated attempt refused before any forwarding (404, 480, 403 R12…)."""
+        if call_id in self.calls:
+            return
+        wall = self._wall()
+        self._emit(self._record(call_id, account_id, caller, callee, caller_user_id, None, wall, None,
+                                wall, 0.0, disposition_for(code, False), code, reason, rule_id))
+
+    def ringing(self, call_id: str) -> None:
+        call = self.calls.get(call_id)
+        if call is not None and call.state == "trying":
+            call.state = "ringing"
+
+    def cancel(self, call_id: str) -> None:
+        call = self.calls.get(call_id)
+        if call is not None and call.state in ("trying", "ringing"):
+            call.cancelled = True
+
+    def final(self, call_id: str, code: int, reason: str) -> None:
+        """The proxy forwarded a final answer to the INVITE upstream."""
+        call = self.calls.get(call_id)
+        if call is None or call.state in ("confirmed", "ended"):
+            return
+        if 200 <= code < 300:
+            call.state = "confirmed"
+            call.answered = self._now()
+            call.answer_wall = self._wall()
+            return
+        self._end(call, code, reason)
+
+    def bye(self, call_id: str, reason: str = "BYE") -> None:
+        call = self.calls.get(call_id)
+        if call is not None and call.state == "confirmed":
+            self._end(call, 200, reason)
+
+    def shutdown(self) -> None:
+        """End every live call (clean shutdown): their records must not be lost."""
+        for call in list(self.calls.values()):
+            self._end(call, 200 if call.state == "confirmed" else 503, "Gateway shutdown")
+
+    def _end(self, call: Call, code: int, reason: str) -> None:
+        self.calls.pop(call.call_id, None)
+        call.state = "ended"
+        now, wall = self._now(), self._wall()
+        duration = now - call.answered if call.answered is not None else 0.0
+        disposition = "answered" if call.answered is not None else disposition_for(code, call.cancelled)
+        self._emit(self._record(call.call_id, call.account_id, call.caller, call.callee,
+                                call.caller_user_id, call.callee_user_id, call.start_wall,
+                                call.answer_wall, wall, duration, disposition, code, reason, call.rule_id))
+
+    def _record(self, call_id: str, account_id: int, caller: str, callee: str,
+                caller_user_id: int | None, callee_user_id: int | None, start: datetime,
+                answer: datetime | None, end: datetime, duration: float, disposition: str, code: int,
+                reason: str, rule_id: str | None) -> dict[str, Any]:
+        return {
+            "account_id": account_id, "call_id": call_id, "caller": caller, "callee": callee,
+            "caller_user": caller_user_id, "callee_user": callee_user_id,
+            "start": start, "answer": answer, "end": end, "duration_s": round(duration, 3),
+            "disposition": disposition, "sip_code": code, "reason": reason, "rule_id": rule_id,
+            "gateway_node": self._node,
+        }

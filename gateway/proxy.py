@@ -1,0 +1,363 @@
+"""Stateful, record-routing proxy (RFC 3261 §16) for calls inside an account.
+
+A new INVITE from an authenticated caller (407 challenge first) is forked to
+every contact registered for the dialled extension or address of record;
+the first 2xx wins and the other branches are CANCELled.  In-dialog requests
+follow their Route headers (loose routing), and 2xx ACKs travel end to end.
+
+Whom a call may reach is decided here from the directory snapshot; what the
+provider's rules allow (caps, fair use…) will be asked of the pure policy in
+``gateway/policy`` before forking — this module only carries out decisions.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from gateway.auth import Authenticator, Verdict
+from gateway.location import Binding
+from gateway.registrar import refusal_for_line
+from gateway.sip.errors import ParseError
+from gateway.sip.message import Request, Response
+from gateway.sip.parser import parse_message
+from gateway.sip.uri import SipURI
+from gateway.transport import Peer
+from provisioning.directory import DirectorySnapshot, LineEntry
+
+if TYPE_CHECKING:
+    from gateway.core import ClientCtx, ServerCtx, SipCore
+
+log = logging.getLogger("voiplab.proxy")
+
+DEFAULT_MAX_FORWARDS = 70
+CANCEL_REASON = 'SIP;cause=200;text="Call completed elsewhere"'
+
+
+@dataclass(slots=True)
+class Fork:
+    """One proxied request and its branches (one per contact)."""
+
+    server: ServerCtx
+    is_invite: bool
+    call_id: str
+    branches: list[ClientCtx] = field(default_factory=list)
+    finals: list[tuple[int, str, Response | None] | None] = field(default_factory=list)
+    provisional: list[bool] = field(default_factory=list)
+    cancel_wanted: list[bool] = field(default_factory=list)
+    done: bool = False  # a final answer went upstream
+    answered: bool = False
+    cancelled: bool = False
+    tracked: bool = False  # a call record is open for it
+
+
+def _response_rank(status: int) -> tuple[int, int]:
+    """RFC 3261 §16.7 step 6: 6xx first, then the lowest class; within a class, lowest code."""
+    cls = status // 100
+    return (0 if cls == 6 else cls, status)
+
+
+class Proxy:
+    def __init__(self, core: SipCore, auth: Authenticator) -> None:
+        self.core = core
+        self.auth = auth
+
+    # -- our own address on the wire --------------------------------------------------------
+    def _via(self, proto: str, branch: str) -> str:
+        ident = self.core.identity
+        port = ident.ports.get(proto) or ident.ports["udp"]
+        return f"SIP/2.0/{proto.upper()} {ident.advertise}:{port};branch={branch}"
+
+    def _rr(self, proto: str) -> str:
+        ident = self.core.identity
+        port = ident.ports.get(proto) or ident.ports["udp"]
+        transport = "" if proto == "udp" else f";transport={proto}"
+        scheme = "sips" if proto == "tls" else "sip"
+        return f"<{scheme}:{ident.advertise}:{port}{transport};lr>"
+
+    # -- new (out-of-dialog) requests -------------------------------------------------------
+    def new_request(self, ctx: ServerCtx, peer: Peer) -> None:
+        core = self.core
+        req = ctx.request
+        mf = req.max_forwards
+        if mf is not None and mf <= 0:
+            core.respond(ctx, 483, "Too Many Hops")
+            return
+        snapshot = core.directory.snapshot
+        now = core.clock.now()
+        result = self.auth.check(req, "proxy-authorization", snapshot, now)
+        if result.verdict is Verdict.CHALLENGE or result.verdict is Verdict.STALE:
+            stale = result.verdict is Verdict.STALE
+            core.respond(ctx, 407, "Proxy Authentication Required",
+                         headers=[("Proxy-Authenticate", c) for c in self.auth.challenges(now, stale)])
+            return
+        if result.verdict is Verdict.FORBIDDEN:
+            core.respond(ctx, 403, "Forbidden")
+            return
+        caller = result.line
+        assert caller is not None
+        is_invite = req.method == "INVITE"
+        ruri = req.ruri
+        assert isinstance(ruri, SipURI)
+        dialled = ruri.user_unescaped or ""
+        refusal = refusal_for_line(caller, snapshot)
+        if refusal is not None:
+            self._refuse(ctx, caller, dialled, refusal[0], refusal[1], "R12" if "R12" in refusal[1] else None)
+            return
+        targets = self._resolve(caller, dialled, snapshot)
+        if not targets:
+            if snapshot.user_by_extension.get((caller.account_id, dialled)) is not None:
+                self._refuse(ctx, caller, dialled, 480, "Temporarily Unavailable")  # a user without a device
+            else:
+                self._refuse(ctx, caller, dialled, 404, "Not Found")
+            return
+        bindings: list[Binding] = []
+        for line in targets:
+            bindings.extend(core.location.lookup(line.sip_username, now))
+        if not bindings:
+            self._refuse(ctx, caller, dialled, 480, "Temporarily Unavailable")
+            return
+        fork = Fork(ctx, is_invite, req.call_id)
+        ctx.fork = fork
+        if is_invite:
+            core.respond(ctx, 100, "Trying")
+            callee_user = targets[0].user_id
+            fork.tracked = core.calls.start(req.call_id, caller.account_id, caller.sip_username, dialled,
+                                            caller.user_id, callee_user) is not None
+        self._prepare(req, mf)
+        for binding in sorted(bindings, key=lambda b: -b.q):
+            self._add_branch(fork, binding.contact, binding.peer, peer.proto)
+
+    @staticmethod
+    def _resolve(caller: LineEntry, dialled: str, snapshot: DirectorySnapshot) -> list[LineEntry]:
+        """The dialled extension's lines, or the line whose SIP username was dialled, in the caller's account."""
+        by_ext = snapshot.by_extension.get((caller.account_id, dialled))
+        if by_ext:
+            return list(by_ext)
+        line = snapshot.lines.get(dialled)
+        if line is not None and line.account_id == caller.account_id:
+            return [line]
+        return []
+
+    def _refuse(self, ctx: ServerCtx, caller: LineEntry, dialled: str, code: int, reason: str,
+                rule_id: str | None = None) -> None:
+        req = ctx.request
+        if req.method == "INVITE":
+            self.core.calls.refused(req.call_id, caller.account_id, caller.sip_username, dialled, code,
+                                    reason, rule_id, caller.user_id)
+        self.core.respond(ctx, code, reason)
+
+    def _prepare(self, req: Request, mf: int | None) -> None:
+        """Edits common to every branch: Max-Forwards, our credentials consumed."""
+        req.set("max-forwards", str((mf if mf is not None else DEFAULT_MAX_FORWARDS + 1) - 1))
+        if req.get("proxy-authorization") is not None:
+            req.remove("proxy-authorization")
+
+    def _add_branch(self, fork: Fork, uri: str, target: Peer, in_proto: str) -> None:
+        req = fork.server.request
+        branch = self.core.new_branch()
+        rrs: list[str] = []
+        if fork.is_invite:
+            rrs.append(self._rr(in_proto))
+            if target.proto != in_proto:
+                rrs.append(self._rr(target.proto))  # double record-route across transports
+        data = self._serialise(req, uri, self._via(target.proto, branch), rrs)
+        fwd = parse_message(data)
+        assert isinstance(fwd, Request)
+        fork.branches.append(self.core.start_client(fwd, target, fork=fork, branch_index=len(fork.branches)))
+        fork.finals.append(None)
+        fork.provisional.append(False)
+        fork.cancel_wanted.append(False)
+
+    @staticmethod
+    def _serialise(req: Request, uri: str | None, via: str, rrs: list[str]) -> bytes:
+        original = req.uri
+        if uri is not None:
+            req.uri = uri  # Request.ruri re-parses when the uri string changes
+        req.prepend("via", via)
+        for rr in rrs:
+            req.prepend("record-route", rr)
+        try:
+            return req.to_bytes()
+        finally:
+            req.remove_first_value("via")
+            for _ in rrs:
+                req.remove_first_value("record-route")
+            req.uri = original
+
+    # -- in-dialog requests and ACK ---------------------------------------------------------
+    def _next_hop(self, req: Request) -> tuple[str | None, Peer] | None:
+        """Pop our own Route entries; return (new R-URI or None, where to send)."""
+        ident = self.core.identity
+        while True:
+            routes = req.routes
+            if not routes:
+                break
+            top = routes[0].uri
+            if isinstance(top, SipURI) and ident.is_me(top.host, top.port):
+                req.remove_first_value("route")
+                continue
+            return None, self._peer_for_uri(top)
+        ruri = req.ruri
+        if not isinstance(ruri, SipURI) or ident.is_me(ruri.host, ruri.port):
+            return None
+        return None, self._peer_for_uri(ruri)
+
+    def _peer_for_uri(self, uri: object) -> Peer:
+        if not isinstance(uri, SipURI):
+            raise ParseError("Unroutable URI", status=416)
+        binding = self.core.location.by_contact(str(uri))
+        if binding is not None:
+            return binding.peer
+        transport = (uri.params.get("transport") or ("tls" if uri.scheme == "sips" else "udp")).lower()
+        if transport not in ("udp", "tcp", "tls"):
+            transport = "udp"
+        port = uri.port or (5061 if transport == "tls" else 5060)
+        return Peer(transport, uri.host.strip("[]"), port)
+
+    def in_dialog(self, ctx: ServerCtx, peer: Peer) -> None:
+        core = self.core
+        req = ctx.request
+        mf = req.max_forwards
+        if mf is not None and mf <= 0:
+            core.respond(ctx, 483, "Too Many Hops")
+            return
+        hop = self._next_hop(req)
+        if hop is None:
+            core.respond(ctx, 481, "Call/Transaction Does Not Exist")
+            return
+        if req.method == "BYE":
+            core.calls.bye(req.call_id)
+        _, target = hop
+        fork = Fork(ctx, req.method == "INVITE", req.call_id)
+        ctx.fork = fork
+        self._prepare_in_dialog(req, mf)
+        branch = core.new_branch()
+        data = self._serialise(req, None, self._via(target.proto, branch), [])
+        fwd = parse_message(data)
+        assert isinstance(fwd, Request)
+        fork.branches.append(core.start_client(fwd, target, fork=fork))
+        fork.finals.append(None)
+        fork.provisional.append(False)
+        fork.cancel_wanted.append(False)
+
+    @staticmethod
+    def _prepare_in_dialog(req: Request, mf: int | None) -> None:
+        req.set("max-forwards", str((mf if mf is not None else DEFAULT_MAX_FORWARDS + 1) - 1))
+
+    def on_ack(self, req: Request, peer: Peer) -> None:
+        """ACK for a 2xx: its own transaction, forwarded statelessly along the route set."""
+        mf = req.max_forwards
+        if mf is not None and mf <= 0:
+            return
+        hop = self._next_hop(req)
+        if hop is None:
+            return  # an ACK for something we answered ourselves, or not ours: absorb
+        _, target = hop
+        self._prepare_in_dialog(req, mf)
+        data = self._serialise(req, None, self._via(target.proto, self.core.new_branch()), [])
+        self.core.send(data, target)
+
+    # -- CANCEL ---------------------------------------------------------------------------------
+    def cancel(self, invite_ctx: ServerCtx) -> None:
+        fork: Fork | None = invite_ctx.fork
+        if fork is None or fork.done:
+            return
+        fork.cancelled = True
+        self.core.calls.cancel(fork.call_id)
+        for i in range(len(fork.branches)):
+            self._cancel_branch(fork, i, None)
+
+    def _cancel_branch(self, fork: Fork, i: int, reason: str | None) -> None:
+        if fork.finals[i] is not None:
+            return
+        if not fork.provisional[i]:
+            fork.cancel_wanted[i] = True  # RFC 3261 §9.1: wait for a provisional response
+            return
+        fork.cancel_wanted[i] = False
+        bctx = fork.branches[i]
+        cancel = bctx.txn.cancel_request()  # type: ignore[union-attr]
+        if reason:
+            cancel.add("reason", reason)
+        self.core.start_client(cancel, bctx.target, on_final=lambda _r: None)
+
+    # -- responses from branches ----------------------------------------------------------------
+    def on_branch_response(self, bctx: ClientCtx, resp: Response) -> None:
+        fork: Fork = bctx.fork
+        i = bctx.branch_index
+        status = resp.status
+        if status < 200:
+            fork.provisional[i] = True
+            if fork.cancel_wanted[i]:
+                self._cancel_branch(fork, i, None)
+            if status == 100 or fork.done:
+                return
+            if fork.is_invite and status in (180, 183):
+                self.core.calls.ringing(fork.call_id)
+            self._relay(fork, resp)
+            return
+        if 200 <= status < 300:
+            fork.finals[i] = (status, resp.reason, resp)
+            first = not fork.answered
+            fork.answered = True
+            fork.done = True
+            if first and fork.is_invite and fork.tracked:
+                self.core.calls.final(fork.call_id, status, resp.reason)
+            self._relay(fork, resp)  # every 2xx goes upstream (RFC 3261 §16.7 step 5)
+            if first and fork.is_invite:
+                for j in range(len(fork.branches)):
+                    if j != i:
+                        self._cancel_branch(fork, j, CANCEL_REASON)
+            return
+        fork.finals[i] = (status, resp.reason, resp)
+        if fork.done:
+            return
+        if status >= 600 and fork.is_invite:
+            for j in range(len(fork.branches)):
+                if j != i:
+                    self._cancel_branch(fork, j, None)
+        self._maybe_finish(fork)
+
+    def on_branch_timeout(self, bctx: ClientCtx) -> None:
+        fork: Fork = bctx.fork
+        if fork.finals[bctx.branch_index] is None:
+            fork.finals[bctx.branch_index] = (408, "Request Timeout", None)
+        if not fork.done:
+            self._maybe_finish(fork)
+
+    def _maybe_finish(self, fork: Fork) -> None:
+        finals = fork.finals
+        six = next((f for f in finals if f is not None and f[0] >= 600), None)
+        if six is None and any(f is None for f in finals):
+            return
+        best = six or min((f for f in finals if f is not None), key=lambda f: _response_rank(f[0]))
+        fork.done = True
+        status, reason, resp = best
+        if fork.cancelled:
+            status, reason, resp = 487, "Request Terminated", None
+        elif status == 503:
+            status, reason, resp = 500, "Server Internal Error", None  # RFC 3261 §16.7 step 6
+        if fork.is_invite and fork.tracked:
+            self.core.calls.final(fork.call_id, status, reason)
+        if resp is not None:
+            self._relay(fork, resp)
+        else:
+            self.core.respond(fork.server, status, reason)
+
+    def _relay(self, fork: Fork, resp: Response) -> None:
+        resp.remove_first_value("via")
+        self.core.respond_with(fork.server, resp)
+
+    def forward_response_stateless(self, resp: Response) -> None:
+        resp.remove_first_value("via")
+        try:
+            via = resp.top_via
+        except ParseError:
+            return
+        host = via.received or via.host
+        if isinstance(via.rport, int) and via.rport is not True:
+            port = via.rport
+        else:
+            port = via.port or 5060
+        self.core.send(resp.to_bytes(), Peer(via.transport.lower(), host, port))

@@ -1,0 +1,154 @@
+"""REGISTER processing (RFC 3261 §10.3) over the location service.
+
+Pure over its inputs: a parsed request, where it came from, the directory
+snapshot and the clock's ``now``; it returns the response to send.  The
+activation rule R12 lives here because registration is where a phone first
+meets the gateway: a device whose emergency location is not on file (not
+activated) cannot register at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import format_datetime
+
+from gateway.auth import Authenticator, Verdict
+from gateway.location import Binding, LocationService
+from gateway.sip.errors import ParseError
+from gateway.sip.message import Request, Response
+from gateway.sip.parser import build_response
+from gateway.sip.uri import SipURI
+from gateway.transport import Peer
+from provisioning.directory import DirectorySnapshot, LineEntry
+
+R12_REASON = "Device not activated: emergency location required (R12)"
+
+
+@dataclass(slots=True, frozen=True)
+class RegistrarConfig:
+    min_expires: int = 60
+    max_expires: int = 7200
+    default_expires: int = 3600
+
+
+def refusal_for_line(line: LineEntry, snapshot: DirectorySnapshot) -> tuple[int, str] | None:
+    """Why this line may not register or call, or None.  Shared with the proxy."""
+    account = snapshot.accounts.get(line.account_id)
+    if account is not None and account.status != "active":
+        return 403, "Account suspended (R11)"
+    state = line.device_state
+    if state == "active":
+        return None
+    if state in ("new", "located"):
+        return 403, R12_REASON
+    if state == "suspended":
+        return 403, "Device suspended"
+    return 403, "Device retired"
+
+
+class Registrar:
+    def __init__(self, config: RegistrarConfig, location: LocationService, auth: Authenticator) -> None:
+        self.config = config
+        self.location = location
+        self.auth = auth
+
+    def handle(
+        self, req: Request, peer: Peer, snapshot: DirectorySnapshot, now: float, wall: datetime
+    ) -> Response:
+        result = self.auth.check(req, "authorization", snapshot, now)
+        if result.verdict is Verdict.CHALLENGE or result.verdict is Verdict.STALE:
+            stale = result.verdict is Verdict.STALE
+            headers = [("WWW-Authenticate", c) for c in self.auth.challenges(now, stale=stale)]
+            return build_response(req, 401, "Unauthorized", to_tag=_tag(req), headers=headers)
+        if result.verdict is Verdict.FORBIDDEN:
+            return build_response(req, 403, "Forbidden", to_tag=_tag(req))
+        line = result.line
+        assert line is not None
+        refusal = refusal_for_line(line, snapshot)
+        if refusal is not None:
+            return build_response(req, refusal[0], refusal[1], to_tag=_tag(req))
+        to_uri = req.to.uri
+        if not isinstance(to_uri, SipURI) or (to_uri.user_unescaped or "") != line.sip_username:
+            return build_response(req, 403, "Registration for another user refused", to_tag=_tag(req))
+        aor = line.sip_username
+        try:
+            response = self._update_bindings(req, aor, peer, now, wall.isoformat())
+        except ParseError as exc:
+            return build_response(req, 400, exc.reason, to_tag=_tag(req))
+        if response is not None:
+            return response
+        return self._ok(req, aor, now, wall)
+
+    def _update_bindings(self, req: Request, aor: str, peer: Peer, now: float, wall: str) -> Response | None:
+        contacts = req.contacts
+        header_expires = req.expires
+        call_id, cseq = req.call_id, req.cseq.seq
+        if contacts == "*":
+            if header_expires != 0:
+                return build_response(req, 400, "Contact * requires Expires: 0", to_tag=_tag(req))
+            for binding in self.location.lookup(aor, now):
+                if binding.call_id == call_id and cseq <= binding.cseq:
+                    return build_response(req, 500, "Out of order CSeq", to_tag=_tag(req))
+            self.location.remove_all(aor)
+            return None
+        existing = {b.contact: b for b in self.location.lookup(aor, now)}
+        user_agent = req.get("user-agent")
+        plans: list[tuple[str, int, Binding | None, str, str | None, str | None, float]] = []
+        for contact in contacts:
+            if not isinstance(contact.uri, SipURI):
+                return build_response(req, 400, "Only sip and sips contacts can be bound", to_tag=_tag(req))
+            raw_expires = contact.params.get("expires")
+            if raw_expires is not None:
+                if not raw_expires.isdigit():
+                    raise ParseError("Malformed Contact expires")
+                expires = int(raw_expires)
+            elif header_expires is not None:
+                expires = header_expires
+            else:
+                expires = self.config.default_expires
+            if 0 < expires < self.config.min_expires:
+                return build_response(
+                    req, 423, "Interval Too Brief", to_tag=_tag(req),
+                    headers=[("Min-Expires", str(self.config.min_expires))],
+                )
+            expires = min(expires, self.config.max_expires)
+            uri = str(contact.uri)
+            old = existing.get(uri)
+            if old is not None and old.call_id == call_id and cseq <= old.cseq:
+                return build_response(req, 500, "Out of order CSeq", to_tag=_tag(req))
+            q_raw = contact.params.get("q")
+            try:
+                q = float(q_raw) if q_raw else 1.0
+            except ValueError:
+                raise ParseError("Malformed Contact q") from None
+            instance = contact.params.get("+sip.instance")
+            plans.append((uri, expires, old, contact.raw, instance, contact.params.get("reg-id"), q))
+        for uri, expires, _old, raw, instance, reg_id, q in plans:
+            if expires == 0:
+                self.location.remove(aor, uri)
+                continue
+            self.location.put(
+                Binding(
+                    aor=aor, contact=uri, contact_raw=raw, expires_at=now + expires, call_id=call_id,
+                    cseq=cseq, peer=peer, instance=instance, reg_id=reg_id, user_agent=user_agent, q=q,
+                    registered_at=now, wall_registered_at=wall,
+                )
+            )
+        return None
+
+    def _ok(self, req: Request, aor: str, now: float, wall: datetime) -> Response:
+        headers = [
+            ("Contact", f"<{b.contact}>;expires={max(0, int(b.expires_at - now))}")
+            for b in self.location.lookup(aor, now)
+        ]
+        headers.append(("Date", format_datetime(wall, usegmt=True)))
+        return build_response(req, 200, "OK", to_tag=_tag(req), headers=headers)
+
+
+def _tag(req: Request) -> str | None:
+    """A To tag for the registrar's answers: derived from the branch, so retransmissions agree."""
+    if req.to_tag:
+        return None
+    branch = req.top_via.branch or req.call_id
+    return "r" + format(hash(branch) & 0xFFFFFFFF, "08x")

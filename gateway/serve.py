@@ -1,0 +1,234 @@
+"""Composition root of ``voiplab serve``: one asyncio loop, SIP and HTTP together.
+
+Everything stateful is built here and passed in; no module keeps state of its
+own.  Order matters: the database and the directory snapshot come first (so
+the first REGISTER already sees provisioning data), then the SIP listeners,
+then the HTTP API (so ``/healthz`` answering means SIP is up too).  Shutdown
+runs the other way and ends with the call-record queue drained.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import uvicorn
+from sqlmodel import Session
+
+from gateway.auth import Authenticator
+from gateway.calls import CallTracker
+from gateway.cdr_writer import CdrWriter
+from gateway.clock import LoopClock
+from gateway.core import Identity, SipCore
+from gateway.live import GatewayLiveView
+from gateway.location import LocationService
+from gateway.proxy import Proxy
+from gateway.registrar import Registrar, RegistrarConfig
+from gateway.settings import Settings
+from gateway.sip.digest import Algorithm, NonceManager
+from gateway.tls import ensure_self_signed, server_context
+from gateway.transport import Transports
+from provisioning.api import ProvisioningContext, create_app
+from provisioning.cdrs import CdrStore
+from provisioning.db import init_db, make_engine
+from provisioning.demo import DemoCredential, seed_demo
+from provisioning.directory import Directory
+from provisioning.events import Change, ChangeBus
+
+log = logging.getLogger("voiplab")
+
+
+class EmbeddedHttp(uvicorn.Server):
+    """uvicorn sharing our loop: signals are ours (uvicorn would re-raise them after its own exit)."""
+
+    def capture_signals(self) -> contextlib.AbstractContextManager[None]:  # type: ignore[override]
+        return contextlib.nullcontext()
+
+
+@dataclass(slots=True)
+class Running:
+    """Handles tests and the CLI need on a running gateway."""
+
+    core: SipCore
+    transports: Transports
+    api_port: int
+    sip_ports: dict[str, int]
+    token: str
+    cdr_writer: CdrWriter
+    http: uvicorn.Server
+    http_task: asyncio.Task[None]
+
+
+def _algorithms(names: list[str]) -> tuple[Algorithm, ...]:
+    table = {"MD5": Algorithm.MD5, "SHA-256": Algorithm.SHA256, "SHA256": Algorithm.SHA256}
+    try:
+        return tuple(table[n.upper()] for n in names)
+    except KeyError as exc:
+        raise SystemExit(f"unknown digest algorithm {exc.args[0]!r}; use MD5 and/or SHA-256") from None
+
+
+def _drop_inactive_bindings(core: SipCore, change: Change) -> None:
+    """Runs on the loop after a provisioning change: lines that may no longer register lose their bindings.
+
+    A device change names its lines directly; the rarer account, user and line
+    changes are checked against every bound address of record.
+    """
+    snapshot = core.directory.snapshot
+    location = core.location
+    if change.entity == "device":
+        aors = [line.sip_username for line in snapshot.by_device.get(change.entity_id, ())]
+    else:
+        aors = location.aors()
+    for aor in aors:
+        line = snapshot.lines.get(aor)
+        account = snapshot.accounts.get(line.account_id) if line is not None else None
+        if line is None or line.device_state != "active" or (account is not None and account.status != "active"):
+            location.remove_all(aor)
+
+
+async def start(settings: Settings, *, announce: Callable[[str], None] = print) -> Running:
+    loop = asyncio.get_running_loop()
+    clock = LoopClock(loop, settings.time_scale)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.db)
+    init_db(engine)
+    bus = ChangeBus()
+    directory = Directory(engine)
+    await asyncio.to_thread(directory.load_all)
+    bus.subscribe(directory.apply)
+
+    wall: Callable[[], datetime] = clock.wall
+    cdr_store = CdrStore(engine)
+    cdr_writer = CdrWriter(cdr_store.write_many)
+
+    sip_addrs = settings.sip_addresses()
+    advertise = settings.advertise or sip_addrs[0][0]
+    identity = Identity(domain=settings.domain, hosts={settings.domain.lower(), advertise.lower()},
+                        ports={}, advertise=advertise if ":" not in advertise else f"[{advertise}]")
+    location = LocationService()
+    nonces = NonceManager(secrets.token_bytes(32), settings.nonce_lifetime)
+    auth = Authenticator(settings.domain, nonces, _algorithms(settings.digest_algorithms))
+    registrar = Registrar(RegistrarConfig(min_expires=settings.min_expires), location, auth)
+    calls = CallTracker(clock.now, wall, cdr_writer.submit, node=settings.node)
+
+    core_ref: list[SipCore] = []
+    transports = Transports(loop, lambda data, peer: core_ref[0].on_message(data, peer))
+    core = SipCore(identity=identity, clock=clock, directory=directory, registrar=registrar,
+                   location=location, calls=calls, send=transports.send,
+                   proxy_factory=lambda c: Proxy(c, auth))
+    core_ref.append(core)
+
+    for host, port in sip_addrs:
+        bound = await transports.listen_udp_tcp(host, port)
+        identity.hosts.add(host.lower())
+        identity.ports.setdefault("udp", bound)
+        identity.ports.setdefault("tcp", bound)
+    if settings.tls:
+        if settings.tls_cert and settings.tls_key:
+            cert, key = settings.tls_cert, settings.tls_key
+        else:
+            cert, key = ensure_self_signed(settings.data_dir, [advertise, settings.domain])
+        tls_host = sip_addrs[0][0]
+        tls_port = settings.tls_port if settings.tls_port is not None else identity.ports["udp"] + 1
+        identity.ports["tls"] = await transports.listen_tls(tls_host, tls_port, server_context(cert, key))
+    if "localhost" in identity.hosts or "127.0.0.1" in identity.hosts:
+        identity.hosts.update({"localhost", "127.0.0.1"})
+
+    bus.subscribe(lambda change: loop.call_soon_threadsafe(_drop_inactive_bindings, core, change))
+
+    def sweep() -> None:
+        location.sweep(clock.now())
+        clock.call_later(10.0 * clock.scale, sweep)
+
+    clock.call_later(10.0 * clock.scale, sweep)
+
+    token = settings.api_token or secrets.token_urlsafe(24)
+    live = GatewayLiveView(core)
+    ctx = ProvisioningContext(engine=engine, api_token=token, sip_domain=settings.domain,
+                              now=wall, bus=bus, live=live)
+    app = create_app(ctx)
+    api_host, api_port = settings.api_address()
+    config = uvicorn.Config(app, host=api_host, port=api_port, log_level="warning", loop="none",
+                            lifespan="off", access_log=False)
+    http = EmbeddedHttp(config)
+    http_task = loop.create_task(http.serve())
+    while not http.started:
+        if http_task.done():
+            http_task.result()  # raises the bind error
+            raise SystemExit("HTTP API failed to start")
+        await asyncio.sleep(0.02)
+    bound_api = http.servers[0].sockets[0].getsockname()[1] if http.servers else api_port
+
+    running = Running(core, transports, bound_api, dict(identity.ports), token, cdr_writer, http, http_task)
+    listening = ", ".join(f"{p}:{h}:{port}" for p, h, port in transports.listening)
+    announce(f"voiplab ready: SIP {listening} | API http://{api_host}:{bound_api} | domain {settings.domain}"
+             f" | time-scale {settings.time_scale}")
+    if settings.api_token is None:
+        announce(f"API token (generated; set VOIPLAB_API_TOKEN to choose one): {token}")
+    if settings.demo:
+        def _seed() -> list[DemoCredential]:
+            with Session(engine) as session:
+                return seed_demo(session, wall, settings.domain, bus=bus)
+
+        demo = await asyncio.to_thread(_seed)
+        announce(format_demo(demo, advertise, identity.ports["udp"], settings.domain))
+    return running
+
+
+def format_demo(creds: list[DemoCredential], host: str, port: int, domain: str) -> str:
+    """The exact settings to type into a softphone, one block per demo line."""
+    lines = ["", "Demo account ready. Point two softphones at this gateway:"]
+    for c in creds:
+        lines += [
+            f"  {c.display_name} (extension {c.extension})",
+            f"    SIP server / registrar : {host}:{port} (UDP or TCP)",
+            f"    domain / realm         : {domain}",
+            f"    username / auth user   : {c.sip_username}",
+            f"    password               : {c.sip_password}",
+        ]
+    if len(creds) >= 2:
+        lines.append(f"  Then dial {creds[1].extension} from {creds[0].extension} (or the other way round).")
+    lines.append("  (Passwords are shown once; the next start with --demo issues new ones.)")
+    return "\n".join(lines)
+
+
+async def stop(running: Running) -> None:
+    """Stop HTTP, stop SIP, close live calls, then drain the call-record queue."""
+    running.http.should_exit = True
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(running.http_task, 10)
+    await running.transports.close()
+    running.core.calls.shutdown()
+    await asyncio.to_thread(running.cdr_writer.close)
+
+
+async def serve_forever(settings: Settings) -> None:
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stopping.set)
+    running = await start(settings)
+    try:
+        await stopping.wait()
+        log.info("shutting down")
+    finally:
+        await stop(running)
+
+
+def run(settings: Settings) -> None:
+    logging.basicConfig(level=getattr(logging, settings.log_level.upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        import uvloop
+
+        uvloop.run(serve_forever(settings))
+    except ImportError:  # pragma: no cover - uvloop is a dependency where available
+        asyncio.run(serve_forever(settings))

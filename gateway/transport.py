@@ -1,0 +1,249 @@
+"""asyncio glue between sockets and the gateway's sans-IO core.
+
+Nothing here understands SIP beyond framing a TCP byte stream into messages
+(``StreamFramer``); every datagram or framed message goes to one callback,
+``on_message(data, peer)``, and the core answers through ``send``.  UDP and
+TCP share the port, IPv4 and IPv6 alike; TLS listens on its own port.
+
+A ``Peer`` says where a message came from and where an answer goes back: the
+protocol, the address, and for stream transports the connection id, so that
+responses and requests to a registered phone reuse the phone's own connection
+(RFC 3261 §18.2.2, RFC 5626's flow idea without the Outbound extension).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import itertools
+import logging
+import socket
+import ssl
+from collections.abc import Callable
+from typing import NamedTuple
+
+from gateway.sip.errors import ParseError
+from gateway.sip.parser import StreamFramer
+
+log = logging.getLogger("voiplab.transport")
+
+#: UDP socket buffers: a proxy at thousands of messages/s needs more than the default 208 KiB.
+UDP_BUFFER_BYTES = 8 * 1024 * 1024
+
+
+class Peer(NamedTuple):
+    proto: str  # "udp" | "tcp" | "tls"
+    host: str
+    port: int
+    conn: int = 0  # stream connection id, 0 for UDP
+
+    @property
+    def reliable(self) -> bool:
+        return self.proto != "udp"
+
+
+OnMessage = Callable[[bytes, Peer], None]
+
+
+def is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+class _UdpProtocol(asyncio.DatagramProtocol):
+    __slots__ = ("_on_message", "transport")
+
+    def __init__(self, on_message: OnMessage) -> None:
+        self._on_message = on_message
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's class is not asyncio's
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+                with contextlib.suppress(OSError):  # kernel refused: the defaults still work
+                    sock.setsockopt(socket.SOL_SOCKET, opt, UDP_BUFFER_BYTES)
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int] | tuple[str, int, int, int]) -> None:
+        if len(data) <= 4 and not data.strip():
+            return  # RFC 5626 CRLF keep-alive ping over UDP: nothing to answer
+        try:
+            self._on_message(data, Peer("udp", addr[0], addr[1]))
+        except Exception:  # a bug in one message's handling must not stop the listener
+            log.exception("unhandled error on datagram from %s:%s", addr[0], addr[1])
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable and friends: UDP carries on, the transaction layer times out.
+        log.debug("udp error: %s", exc)
+
+
+class _StreamProtocol(asyncio.Protocol):
+    """One TCP or TLS connection: frames messages with Content-Length."""
+
+    def __init__(self, owner: Transports, proto: str) -> None:
+        self._owner = owner
+        self._proto = proto
+        self._framer = StreamFramer()
+        self.transport: asyncio.Transport | None = None
+        self.peer: Peer | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        addr = transport.get_extra_info("peername")
+        conn_id = self._owner._register_conn(self)
+        self.peer = Peer(self._proto, addr[0], addr[1], conn_id)
+
+    def data_received(self, data: bytes) -> None:
+        assert self.peer is not None and self.transport is not None
+        try:
+            messages = self._framer.feed(data)
+        except ParseError as exc:
+            # A stream cannot resynchronise after bad framing: answer nothing, close.
+            log.info("closing %s %s:%s: %s", self._proto, self.peer.host, self.peer.port, exc.reason)
+            self.transport.close()
+            return
+        for message in messages:
+            try:
+                self._owner.on_message(message, self.peer)
+            except Exception:
+                log.exception("unhandled error on message from %s", self.peer)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.peer is not None:
+            self._owner._unregister_conn(self.peer)
+
+    def send(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+
+class Transports:
+    """Listening sockets plus the table of open stream connections."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, on_message: OnMessage) -> None:
+        self.loop = loop
+        self.on_message = on_message
+        self._udp: dict[int, asyncio.DatagramTransport] = {}  # by address family
+        self._servers: list[asyncio.AbstractServer] = []
+        self._conns: dict[int, _StreamProtocol] = {}
+        self._conn_by_addr: dict[tuple[str, str, int], int] = {}
+        self._ids = itertools.count(1)
+        self._client_ssl: ssl.SSLContext | None = None
+        self.listening: list[tuple[str, str, int]] = []  # (proto, host, port) actually bound
+
+    # -- listening -----------------------------------------------------------------
+    async def listen_udp_tcp(self, host: str, port: int) -> int:
+        """Bind UDP and TCP on the same address and port; returns the port (useful when 0)."""
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        udp_transport, _ = await self.loop.create_datagram_endpoint(
+            lambda: _UdpProtocol(self.on_message), local_addr=(host, port), family=family
+        )
+        bound_port: int = udp_transport.get_extra_info("sockname")[1]
+        self._udp[family] = udp_transport  # type: ignore[assignment]
+        server = await self.loop.create_server(
+            lambda: _StreamProtocol(self, "tcp"), host, bound_port, family=family, reuse_address=True
+        )
+        self._servers.append(server)
+        self.listening += [("udp", host, bound_port), ("tcp", host, bound_port)]
+        return bound_port
+
+    async def listen_tls(self, host: str, port: int, context: ssl.SSLContext) -> int:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        server = await self.loop.create_server(
+            lambda: _StreamProtocol(self, "tls"), host, port, family=family, ssl=context, reuse_address=True
+        )
+        bound_port: int = server.sockets[0].getsockname()[1]
+        self._servers.append(server)
+        self.listening.append(("tls", host, bound_port))
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE  # lab phones present self-signed certificates
+        self._client_ssl = ctx
+        return bound_port
+
+    async def close(self) -> None:
+        for server in self._servers:
+            server.close()
+        for proto in list(self._conns.values()):
+            if proto.transport is not None:
+                proto.transport.close()
+        for udp in self._udp.values():
+            udp.close()
+        for server in self._servers:
+            await server.wait_closed()
+
+    # -- connection table ---------------------------------------------------------------
+    def _register_conn(self, proto: _StreamProtocol) -> int:
+        conn_id = next(self._ids)
+        self._conns[conn_id] = proto
+        assert proto.transport is not None
+        addr = proto.transport.get_extra_info("peername")
+        self._conn_by_addr[(proto._proto, addr[0], addr[1])] = conn_id
+        return conn_id
+
+    def _unregister_conn(self, peer: Peer) -> None:
+        self._conns.pop(peer.conn, None)
+        key = (peer.proto, peer.host, peer.port)
+        if self._conn_by_addr.get(key) == peer.conn:
+            del self._conn_by_addr[key]
+
+    def has_conn(self, conn_id: int) -> bool:
+        return conn_id in self._conns
+
+    # -- sending ----------------------------------------------------------------------------
+    def send(self, data: bytes, peer: Peer) -> None:
+        """Send one message; never blocks (stream connects and DNS run as tasks)."""
+        proto = peer.proto
+        if proto == "udp":
+            family = socket.AF_INET6 if ":" in peer.host else socket.AF_INET
+            udp = self._udp.get(family)
+            if udp is None:
+                log.debug("no %s UDP socket to reach %s", "IPv6" if family == socket.AF_INET6 else "IPv4", peer)
+                return
+            if is_ip_literal(peer.host):
+                udp.sendto(data, (peer.host.strip("[]"), peer.port))
+            else:
+                self.loop.create_task(self._resolve_and_send_udp(udp, data, peer))
+            return
+        conn = self._conns.get(peer.conn) if peer.conn else None
+        if conn is None:
+            conn_id = self._conn_by_addr.get((proto, peer.host, peer.port))
+            conn = self._conns.get(conn_id) if conn_id else None
+        if conn is not None:
+            conn.send(data)
+            return
+        self.loop.create_task(self._connect_and_send(data, peer))
+
+    async def _resolve_and_send_udp(self, udp: asyncio.DatagramTransport, data: bytes, peer: Peer) -> None:
+        try:
+            infos = await self.loop.getaddrinfo(peer.host, peer.port, type=socket.SOCK_DGRAM)
+        except OSError as exc:
+            log.info("cannot resolve %s: %s", peer.host, exc)
+            return
+        for family, _, _, _, sockaddr in infos:
+            target = self._udp.get(family)
+            if target is not None:
+                target.sendto(data, sockaddr[:2])
+                return
+
+    async def _connect_and_send(self, data: bytes, peer: Peer) -> None:
+        ssl_ctx = self._client_ssl if peer.proto == "tls" else None
+        if peer.proto == "tls" and ssl_ctx is None:
+            log.info("no TLS configured; cannot reach %s", peer)
+            return
+        try:
+            _, protocol = await asyncio.wait_for(
+                self.loop.create_connection(
+                    lambda: _StreamProtocol(self, peer.proto), peer.host.strip("[]"), peer.port, ssl=ssl_ctx
+                ),
+                timeout=10,
+            )
+        except (OSError, TimeoutError) as exc:
+            log.info("cannot connect to %s:%s over %s: %s", peer.host, peer.port, peer.proto, exc)
+            return
+        protocol.send(data)

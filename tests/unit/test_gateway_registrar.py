@@ -1,0 +1,171 @@
+"""Registrar behaviour through the real SipCore (ManualClock, captured sends)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.registrar import R12_REASON
+from gateway.sip.digest import Algorithm, parse_challenge
+from gateway.sip.message import Response
+from gateway.transport import Peer
+from tests.gwharness import DOMAIN, Gateway, Phone, answer_challenge, register, request
+
+
+@pytest.fixture
+def gw(tmp_path: Path) -> Gateway:
+    return Gateway(tmp_path)
+
+
+def test_register_with_digest_binds_the_contact(gw: Gateway) -> None:
+    alice = gw.phone("1001")
+    final = register(gw, alice, expires=600)
+    assert final.status == 200
+    contacts = final.values("contact")
+    assert len(contacts) == 1 and alice.contact in contacts[0] and "expires=600" in contacts[0]
+    bindings = gw.location.lookup(alice.username, gw.clock.now())
+    assert [b.contact for b in bindings] == [alice.contact]
+    assert bindings[0].peer == alice.peer
+
+
+def test_challenge_offers_every_configured_algorithm_in_order(tmp_path: Path) -> None:
+    gw = Gateway(tmp_path, algorithms=(Algorithm.SHA256, Algorithm.MD5))
+    alice = gw.phone("1001")
+    gw.inject(request("REGISTER", f"sip:{DOMAIN}", alice), alice.peer)
+    resp = gw.one(alice.peer)
+    assert isinstance(resp, Response) and resp.status == 401
+    algs = [parse_challenge(v).algorithm for v in resp.get_all("www-authenticate")]
+    assert algs == [Algorithm.SHA256, Algorithm.MD5]
+
+
+def test_sha256_credentials_register(tmp_path: Path) -> None:
+    gw = Gateway(tmp_path, algorithms=(Algorithm.SHA256,))
+    alice = gw.phone("1001")
+    assert register(gw, alice).status == 200
+
+
+def test_unknown_user_and_wrong_password_get_the_same_answer(gw: Gateway) -> None:
+    alice = gw.phone("1001")
+    wrong = Phone(alice.username, "not-the-password", "1001", alice.device_id, Peer("udp", "127.0.0.1", 41000))
+    ghost = Phone("nobody-here", "whatever", "9999", 0, Peer("udp", "127.0.0.1", 41002))
+    answers = [register(gw, p) for p in (wrong, ghost)]
+    assert [(r.status, r.reason) for r in answers] == [(403, "Forbidden"), (403, "Forbidden")]
+    assert gw.location.count() == 0
+
+
+def test_non_activated_device_is_refused_with_r12(gw: Gateway) -> None:
+    bob = gw.phone("1002", activate=False)
+    final = register(gw, bob)
+    assert (final.status, final.reason) == (403, R12_REASON)
+    assert gw.location.count() == 0
+
+
+def test_interval_too_brief_names_the_minimum(gw: Gateway) -> None:
+    alice = gw.phone("1001")
+    final = register(gw, alice, expires=10)
+    assert final.status == 423
+    assert final.get("min-expires") == "60"
+
+
+def test_binding_expires_on_the_clock(gw: Gateway) -> None:
+    alice = gw.phone("1001")
+    assert register(gw, alice, expires=120).status == 200
+    gw.clock.advance(119)
+    assert gw.location.lookup(alice.username, gw.clock.now())
+    gw.clock.advance(2)
+    assert gw.location.lookup(alice.username, gw.clock.now()) == []
+
+
+def test_several_contacts_refresh_and_star_removal(gw: Gateway) -> None:
+    alice = gw.phone("1001")
+    assert register(gw, alice).status == 200
+    second = '<sip:alice-desk@127.0.0.1:45000>;+sip.instance="<urn:uuid:0f0e-aa>";expires=300'
+    final = register(gw, alice, contact=second)
+    assert final.status == 200
+    assert len(final.values("contact")) == 2
+    binding = next(b for b in gw.location.lookup(alice.username, 0) if "alice-desk" in b.contact)
+    assert binding.instance == "<urn:uuid:0f0e-aa>"
+    # un-register everything: Contact: * with Expires: 0
+    final = register(gw, alice, contact="*", expires=0)
+    assert final.status == 200
+    assert gw.location.lookup(alice.username, gw.clock.now()) == []
+
+
+def test_star_without_expires_zero_is_a_bad_request(gw: Gateway) -> None:
+    alice = gw.phone("1001")
+    final = register(gw, alice, contact="*", expires=60)
+    assert final.status == 400 and "Expires: 0" in final.reason
+
+
+def test_expires_zero_on_one_contact_removes_it(gw: Gateway) -> None:
+    alice = gw.phone("1001")
+    assert register(gw, alice).status == 200
+    final = register(gw, alice, expires=0)
+    assert final.status == 200 and final.values("contact") == []
+
+
+def test_replayed_nonce_count_is_refused(gw: Gateway) -> None:
+    alice = gw.phone("1001")
+    uri = f"sip:{DOMAIN}"
+    gw.inject(request("REGISTER", uri, alice, call_id="r1", cseq=1), alice.peer)
+    challenge = gw.one(alice.peer)
+    assert isinstance(challenge, Response)
+    auth = answer_challenge(challenge, alice, "REGISTER", uri, "www-authenticate")
+    gw.inject(request("REGISTER", uri, alice, call_id="r1", cseq=2, extra=[f"Authorization: {auth}"]),
+              alice.peer)
+    first = gw.one(alice.peer)
+    assert isinstance(first, Response) and first.status == 200
+    # same credentials (same nonce and nc) in a new transaction: a replay
+    gw.inject(request("REGISTER", uri, alice, call_id="r1", cseq=3, extra=[f"Authorization: {auth}"]),
+              alice.peer)
+    replay = gw.one(alice.peer)
+    assert isinstance(replay, Response) and replay.status == 403
+
+
+def test_expired_nonce_gets_stale_true(tmp_path: Path) -> None:
+    gw = Gateway(tmp_path, nonce_lifetime=30)
+    alice = gw.phone("1001")
+    uri = f"sip:{DOMAIN}"
+    gw.inject(request("REGISTER", uri, alice, call_id="s1", cseq=1), alice.peer)
+    challenge = gw.one(alice.peer)
+    assert isinstance(challenge, Response)
+    auth = answer_challenge(challenge, alice, "REGISTER", uri, "www-authenticate")
+    gw.clock.advance(31)
+    gw.inject(request("REGISTER", uri, alice, call_id="s1", cseq=2, extra=[f"Authorization: {auth}"]),
+              alice.peer)
+    again = gw.one(alice.peer)
+    assert isinstance(again, Response) and again.status == 401
+    assert parse_challenge(again.get("www-authenticate") or "").stale
+
+
+def test_retransmitted_register_gets_the_same_answer_without_reprocessing(gw: Gateway) -> None:
+    alice = gw.phone("1001")
+    data = request("REGISTER", f"sip:{DOMAIN}", alice, branch="z9hG4bKretx1", call_id="x", cseq=1)
+    gw.inject(data, alice.peer)
+    gw.inject(data, alice.peer)
+    first, second = gw.take(alice.peer)
+    assert isinstance(first, Response) and isinstance(second, Response)
+    assert first.status == second.status == 401
+    assert first.get("www-authenticate") == second.get("www-authenticate")  # same nonce: resent, not redone
+
+
+def test_deactivation_drops_bindings_through_the_change_bus(gw: Gateway) -> None:
+    from gateway.serve import _drop_inactive_bindings
+    from provisioning.events import Change
+
+    alice = gw.phone("1001")
+    assert register(gw, alice).status == 200
+    gw.bus.subscribe(lambda change: _drop_inactive_bindings(gw.core, change))
+    from sqlmodel import Session
+
+    from provisioning.models import Device
+
+    with Session(gw.engine) as s:
+        device = s.get(Device, alice.device_id)
+        assert device is not None
+        device.state = "suspended"
+        s.add(device)
+        s.commit()
+    gw.bus.publish(Change("device.suspended", alice.device_id, gw.account_id))
+    assert gw.location.lookup(alice.username, gw.clock.now()) == []
