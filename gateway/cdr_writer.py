@@ -61,6 +61,16 @@ class CdrWriter:
                 self._write_many(batch)
                 self.written += len(batch)
                 return
+            except ValueError:
+                # A record the store refuses (pydantic's ValidationError is a ValueError) must not
+                # take the rest of the batch with it: write them one by one, drop only the bad ones.
+                if len(batch) > 1:
+                    for record in batch:
+                        self._write([record])
+                else:
+                    self.failed_batches += 1
+                    log.error("dropping an invalid call record: %r", batch[0], exc_info=True)
+                return
             except Exception:
                 log.exception("writing %d call records failed (attempt %d)", len(batch), attempt + 1)
                 threading.Event().wait(0.2 * (attempt + 1))
