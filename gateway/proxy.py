@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from gateway.auth import Authenticator, Verdict
+from gateway.clock import TimerHandle
 from gateway.location import Binding
 from gateway.registrar import refusal_for_line
 from gateway.sip.errors import ParseError
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("voiplab.proxy")
 
 DEFAULT_MAX_FORWARDS = 70
+#: RFC 3261 §16.6 step 11: a ringing branch gets CANCELled after this long without a final answer.
+TIMER_C = 180.0
 CANCEL_REASON = 'SIP;cause=200;text="Call completed elsewhere"'
 
 
@@ -50,6 +53,7 @@ class Fork:
     answered: bool = False
     cancelled: bool = False
     tracked: bool = False  # a call record is open for it
+    timer_c: TimerHandle | None = None
 
 
 def _response_rank(status: int) -> tuple[int, int]:
@@ -277,7 +281,8 @@ class Proxy:
             return
         fork.cancel_wanted[i] = False
         bctx = fork.branches[i]
-        cancel = bctx.txn.cancel_request()  # type: ignore[union-attr]
+        # with ``now`` the CANCELled branch ends by itself (64*T1) if the callee never answers
+        cancel = bctx.txn.cancel_request(self.core.clock.now())  # type: ignore[union-attr]
         if reason:
             cancel.add("reason", reason)
         self.core.start_client(cancel, bctx.target, on_final=lambda _r: None)
@@ -293,6 +298,8 @@ class Proxy:
                 self._cancel_branch(fork, i, None)
             if status == 100 or fork.done:
                 return
+            if fork.is_invite:
+                self._restart_timer_c(fork)
             if fork.is_invite and status in (180, 183):
                 self.core.calls.ringing(fork.call_id)
             self._relay(fork, resp)
@@ -302,6 +309,9 @@ class Proxy:
             first = not fork.answered
             fork.answered = True
             fork.done = True
+            if fork.timer_c is not None:
+                fork.timer_c.cancel()
+                fork.timer_c = None
             if first and fork.is_invite and fork.tracked:
                 self.core.calls.final(fork.call_id, status, resp.reason)
             self._relay(fork, resp)  # every 2xx goes upstream (RFC 3261 §16.7 step 5)
@@ -319,6 +329,18 @@ class Proxy:
                     self._cancel_branch(fork, j, None)
         self._maybe_finish(fork)
 
+    def _restart_timer_c(self, fork: Fork) -> None:
+        if fork.timer_c is not None:
+            fork.timer_c.cancel()
+        fork.timer_c = self.core.clock.call_later(TIMER_C, lambda: self._timer_c(fork))
+
+    def _timer_c(self, fork: Fork) -> None:
+        fork.timer_c = None
+        if fork.done:
+            return
+        for i in range(len(fork.branches)):
+            self._cancel_branch(fork, i, 'SIP;cause=408;text="No answer (Timer C)"')
+
     def on_branch_timeout(self, bctx: ClientCtx) -> None:
         fork: Fork = bctx.fork
         if fork.finals[bctx.branch_index] is None:
@@ -333,6 +355,9 @@ class Proxy:
             return
         best = six or min((f for f in finals if f is not None), key=lambda f: _response_rank(f[0]))
         fork.done = True
+        if fork.timer_c is not None:
+            fork.timer_c.cancel()
+            fork.timer_c = None
         status, reason, resp = best
         if fork.cancelled:
             status, reason, resp = 487, "Request Terminated", None

@@ -231,3 +231,45 @@ def test_malformed_request_gets_400_with_reason(gw: Gateway) -> None:
     resp = gw.one(alice.peer)
     assert isinstance(resp, Response) and resp.status == 400
     assert "CSeq" in resp.reason, resp.reason
+
+
+def test_ringing_forever_is_cancelled_by_timer_c(gw: Gateway) -> None:
+    alice, bob = gw.phone("1001"), gw.phone("1002")
+    register(gw, alice)
+    register(gw, bob)
+    invite(gw, alice, "1002", "tc")
+    leg = gw.one(bob.peer)
+    assert isinstance(leg, Request)
+    reply(gw, leg, bob, 180, "Ringing")
+    gw.take(alice.peer)
+    gw.clock.advance(179)
+    assert gw.take(bob.peer) == []
+    gw.clock.advance(2)
+    cancels = gw.take(bob.peer)  # the CANCEL, and its retransmission half a second later
+    cancel = cancels[0]
+    assert all(isinstance(m, Request) and m.method == "CANCEL" for m in cancels)
+    assert isinstance(cancel, Request) and "Timer C" in (cancel.get("reason") or "")
+    reply(gw, cancel, bob, 200, "OK")
+    reply(gw, leg, bob, 487, "Request Terminated")
+    final = gw.one(alice.peer)
+    assert isinstance(final, Response) and final.status == 487
+
+
+def test_cancelled_branch_that_never_answers_still_ends(gw: Gateway) -> None:
+    alice, bob = gw.phone("1001"), gw.phone("1002")
+    register(gw, alice)
+    register(gw, bob)
+    invite(gw, alice, "1002", "deaf")
+    leg = gw.one(bob.peer)
+    assert isinstance(leg, Request)
+    reply(gw, leg, bob, 180, "Ringing")
+    gw.take(alice.peer)
+    uri = f"sip:1002@{DOMAIN}"
+    gw.inject(request("CANCEL", uri, alice, to=f"<{uri}>", call_id="deaf", cseq=2, branch="z9hG4bKinv2deaf"),
+              alice.peer)
+    gw.take(alice.peer)
+    gw.clock.advance(40)  # the callee ignores the CANCEL: the branch gives up after 64*T1
+    finals = [m for m in gw.take(alice.peer) if isinstance(m, Response) and m.cseq.method == "INVITE"]
+    assert finals and {m.status for m in finals} == {487}  # retransmitted until the caller ACKs
+    assert [r["disposition"] for r in gw.records] == ["cancelled"]
+    assert len(gw.core.txns) <= 2  # only transactions still in their wait states remain
