@@ -39,6 +39,7 @@ from gateway.sip.transaction import (
     Timeout,
     TransactionTable,
 )
+from gateway.sip.uri import SipURI
 from gateway.transport import Peer
 from provisioning.directory import Directory
 
@@ -199,17 +200,16 @@ class SipCore:
         if require and method not in ("ACK", "CANCEL"):
             self.respond(ctx, 420, "Bad Extension", headers=[("Unsupported", require)])
             return
-        to_me = self.identity.is_me(ruri.host, ruri.port)  # type: ignore[union-attr]
+        if method == "REGISTER":
+            resp = self.registrar.handle(req, peer, self.directory.snapshot, self.clock.now(), self.clock.wall())
+            self.respond_with(ctx, resp)
+            return
         if req.to_tag is not None:
             self.proxy.in_dialog(ctx, peer)
             return
-        if method == "REGISTER":
-            now = self.clock.now()
-            resp = self.registrar.handle(req, peer, self.directory.snapshot, now, self.clock.wall())
-            self.respond_with(ctx, resp)
-            return
-        if (method == "OPTIONS" and (to_me and (ruri.user is None))) or (  # type: ignore[union-attr]
-            method == "OPTIONS" and to_me and req.max_forwards == 0
+        assert isinstance(ruri, SipURI)
+        if method == "OPTIONS" and self.identity.is_me(ruri.host, ruri.port) and (
+            ruri.user is None or req.max_forwards == 0
         ):
             self.respond(ctx, 200, "OK", headers=[
                 ("Allow", ALLOW), ("Accept", "application/sdp"), ("Supported", "replaces, timer"),
