@@ -144,7 +144,7 @@ class Transports:
             lambda: _UdpProtocol(self.on_message), local_addr=(host, port), family=family
         )
         bound_port: int = udp_transport.get_extra_info("sockname")[1]
-        self._udp[family] = udp_transport  # type: ignore[assignment]
+        self._udp[family] = udp_transport
         server = await self.loop.create_server(
             lambda: _StreamProtocol(self, "tcp"), host, bound_port, family=family, reuse_address=True
         )
