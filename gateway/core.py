@@ -54,12 +54,12 @@ class Identity:
     """Who the gateway is on the wire: hosts and ports that mean "me"."""
 
     domain: str
-    hosts: set[str]  # lower-case hosts (IP literals, domain, advertised names)
+    hosts: set[str]  # lower-case hosts (IP literals without brackets, domain, advertised names)
     ports: dict[str, int]  # proto → port ("udp", "tcp", "tls")
     advertise: str  # host to put in Via and Record-Route
 
     def is_me(self, host: str, port: int | None) -> bool:
-        if host.lower() not in self.hosts:
+        if host.strip("[]").lower() not in self.hosts:
             return False
         return port is None or port in self.ports.values()
 

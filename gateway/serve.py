@@ -110,7 +110,7 @@ async def start(settings: Settings, *, announce: Callable[[str], None] = print) 
 
     sip_addrs = settings.sip_addresses()
     advertise = settings.advertise or sip_addrs[0][0]
-    identity = Identity(domain=settings.domain, hosts={settings.domain.lower(), advertise.lower()},
+    identity = Identity(domain=settings.domain, hosts={settings.domain.lower(), advertise.strip("[]").lower()},
                         ports={}, advertise=advertise if ":" not in advertise else f"[{advertise}]")
     location = LocationService()
     nonces = NonceManager(secrets.token_bytes(32), settings.nonce_lifetime)
@@ -127,7 +127,7 @@ async def start(settings: Settings, *, announce: Callable[[str], None] = print) 
 
     for host, port in sip_addrs:
         bound = await transports.listen_udp_tcp(host, port)
-        identity.hosts.add(host.lower())
+        identity.hosts.add(host.strip("[]").lower())
         identity.ports.setdefault("udp", bound)
         identity.ports.setdefault("tcp", bound)
     if settings.tls:
