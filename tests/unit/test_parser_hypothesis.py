@@ -9,16 +9,21 @@ re-serialisation (unchanged and after a mutation that forces a rebuild).
 
 from __future__ import annotations
 
+import contextlib
 import string
 from dataclasses import dataclass
+from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.sip import (
     NameAddr,
+    ParseError,
     Request,
     SipURI,
+    StreamFramer,
+    build_response,
     parse_message,
     parse_name_addr,
     parse_uri,
@@ -278,3 +283,73 @@ def test_message_round_trip(gen: Generated) -> None:
     assert isinstance(rebuilt, Request)
     check(rebuilt, gen)
     assert [h for h in rebuilt.headers if h[0] != "x-added"] == [[k, n.rstrip(" \t"), v] for k, n, v in msg.headers if k != "x-added"]
+
+
+# ---------------------------------------------------------------- robustness
+_SEEDS = sorted((Path(__file__).resolve().parent.parent / "data" / "rfc4475").glob("*.dat"))
+_SEED_BYTES = [p.read_bytes() for p in _SEEDS]
+_SPECIAL = [b"\r\n", b"\r\n ", b":", b";", b",", b"<", b">", b'"', b"\\", b"%", b"@", b" ", b"\x00", b"\xff", b"=", b"/", b"?", b"["]
+
+
+@st.composite
+def mangled(draw: st.DrawFn) -> bytes:
+    data = bytearray(draw(st.sampled_from(_SEED_BYTES)))
+    for _ in range(draw(st.integers(1, 6))):
+        op = draw(st.sampled_from(["flip", "insert", "delete", "truncate"]))
+        pos = draw(st.integers(0, max(len(data) - 1, 0)))
+        if op == "flip" and data:
+            data[pos] = draw(st.integers(0, 255))
+        elif op == "insert":
+            data[pos:pos] = draw(st.sampled_from(_SPECIAL))
+        elif op == "delete" and data:
+            del data[pos : pos + draw(st.integers(1, 8))]
+        elif op == "truncate":
+            del data[pos:]
+    return bytes(data)
+
+
+def exercise(data: bytes) -> None:
+    """Everything a gateway may touch; only ParseError may come out."""
+    try:
+        msg = parse_message(data)
+    except ParseError as exc:
+        assert exc.reason and "\n" not in exc.reason
+        if exc.partial is not None:
+            build_response(exc.partial, exc.status, exc.reason, to_tag="x").to_bytes()
+        return
+    msg.to_bytes()
+    for name in ("top_via", "vias", "call_id", "cseq", "from_", "to", "from_tag", "to_tag", "max_forwards",
+                 "contacts", "routes", "record_routes", "expires", "content_type", "content_length"):  # fmt: skip
+        with contextlib.suppress(ParseError):
+            getattr(msg, name)
+    if isinstance(msg, Request):
+        try:
+            uri = msg.ruri
+            str(uri)
+        except ParseError:
+            pass
+    try:
+        validate_for_proxy(msg)
+    except ParseError as exc:
+        if exc.partial is not None:
+            build_response(exc.partial, exc.status, exc.reason, to_tag="x").to_bytes()
+    msg.add("x-touched", "1")
+    msg.to_bytes()
+
+
+@given(mangled())
+@SETTINGS
+def test_mangled_messages_never_crash(data: bytes) -> None:
+    exercise(data)
+
+
+@given(st.binary(max_size=300))
+@SETTINGS
+def test_random_bytes_never_crash(data: bytes) -> None:
+    exercise(data)
+    framer = StreamFramer(max_header_bytes=256, max_body=256)
+    try:
+        for message in framer.feed(data):
+            exercise(message)
+    except ParseError:
+        pass
