@@ -202,6 +202,22 @@ class Message:
                 return first
         return None
 
+    def replace_top_via(self, value: str) -> None:
+        """Replace the first Via value (e.g. to stamp ``received``/``rport``).
+
+        Other values on the same line keep their bytes.
+        """
+        for h in self.headers:
+            if h[0] == "via":
+                try:
+                    _, rest = pop_first_value(h[2])
+                except ParseError:
+                    raise ParseError("Malformed Via header") from None
+                h[2] = f"{value}, {rest}" if rest else value
+                self.touch("via")
+                return
+        raise ParseError("Missing Via header")
+
     # --------------------------------------------------------------- serialising
     def start_line(self) -> str:
         raise NotImplementedError
@@ -421,6 +437,11 @@ class Request(Message):
                 raise ParseError("Malformed Request-URI") from None
             self._cache["ruri"] = cached
         return cached[1]
+
+    def set_uri(self, uri: str | URI) -> None:
+        """Replace the Request-URI (the cached ``ruri`` follows)."""
+        self.uri = str(uri)
+        self._cache.pop("ruri", None)
 
     def start_line(self) -> str:
         return f"{self.method} {self.uri} {self.version}"

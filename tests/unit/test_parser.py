@@ -535,3 +535,19 @@ def test_responses_never_get_partial() -> None:
     with pytest.raises(ParseError) as info:
         parse_message(data)
     assert info.value.partial is None
+
+
+def test_replace_top_via_and_set_uri() -> None:
+    msg = parse_req(request("Via: SIP/2.0/UDP a.example;branch=z9hG4bK1;rport , SIP/2.0/UDP b.example;branch=z9hG4bK2"))
+    assert msg.top_via.rport is True
+    msg.replace_top_via("SIP/2.0/UDP a.example;branch=z9hG4bK1;rport=5070;received=192.0.2.9")
+    assert msg.top_via.rport == 5070
+    assert msg.top_via.received == "192.0.2.9"
+    assert [v.host for v in msg.vias] == ["a.example", "b.example"]
+    assert msg.get("via") == "SIP/2.0/UDP a.example;branch=z9hG4bK1;rport=5070;received=192.0.2.9, SIP/2.0/UDP b.example;branch=z9hG4bK2"
+    msg.set_uri(SipURI("sip", "bob", "192.0.2.7", 5080))
+    assert msg.ruri.port == 5080  # type: ignore[union-attr]
+    assert msg.to_bytes().startswith(b"OPTIONS sip:bob@192.0.2.7:5080 SIP/2.0\r\n")
+    msg.remove("via")
+    with pytest.raises(ParseError, match="Missing Via header"):
+        msg.replace_top_via("SIP/2.0/UDP x")
