@@ -24,8 +24,13 @@ from gateway.sip.headers import (
     DIGITS,
     TOKEN_CHARS,
     WS,
+    Via,
     canonical_name,
     header_key,
+    parse_top_via,
+)
+from gateway.sip.headers import (
+    GEN_VALUE_CHARS as _GEN_VALUE_CHARS,
 )
 from gateway.sip.message import Message, Request, Response
 from gateway.sip.uri import SipURI
@@ -161,15 +166,56 @@ def _unfold(text: str, sep: str) -> list[str]:
     return out
 
 
+def _lenient_top_via(value: str) -> Via | None:
+    """Protocol and sent-by of a top Via whose parameters are malformed.
+
+    Only used to route a 400 back (RFC 4475 badinv01: ``;;,;,,`` after the
+    sent-by); malformed parameters are skipped. None when even the sent-by
+    cannot be read.
+    """
+    first = value.split(",", 1)[0]
+    semi = first.find(";")
+    try:
+        via = parse_top_via(first if semi < 0 else first[:semi])
+    except ParseError:
+        return None
+    params: dict[str, str | None] = {}
+    if semi >= 0:
+        for part in first[semi + 1 :].split(";"):
+            name, eq, param = part.partition("=")
+            name = name.strip(WS).lower()
+            param = param.strip(WS)
+            if not name or name.strip(TOKEN_CHARS) or (eq and (not param or param.strip(_GEN_VALUE_CHARS))):
+                continue
+            if name == "rport" and param and (param.strip(DIGITS) or len(param) > 5):
+                continue
+            params[name] = param if eq else None
+    via.params = params
+    via.raw = first.strip(WS)
+    return via
+
+
 def _readable(msg: Message) -> bool:
-    """Whether a 400 can be built for this message (RFC 3261 §8.2.6)."""
+    """Whether a 400 can be built and routed for this request (RFC 3261 §8.2.6).
+
+    Needs From, To, Call-ID and CSeq lines (copied as received) and a top
+    Via that tells where to send the answer; when the top Via's parameters
+    are malformed, a lenient reading of it is cached as ``top_via`` so that
+    the transport can route the 400.
+    """
     if not isinstance(msg, Request):
+        return False
+    if not all(msg.get(key) is not None for key in ("from", "to", "call-id", "cseq")):
         return False
     try:
         msg.top_via  # noqa: B018 - parsing it is the point
     except ParseError:
-        return False
-    return all(msg.get(key) is not None for key in ("from", "to", "call-id", "cseq"))
+        value = msg.get("via")
+        lenient = None if value is None else _lenient_top_via(value)
+        if lenient is None:
+            return False
+        msg._cache["top_via"] = lenient
+    return True
 
 
 def _fail(msg: Message | None, error: ParseError) -> ParseError:

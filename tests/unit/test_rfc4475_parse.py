@@ -390,3 +390,22 @@ def test_recovered_reasons() -> None:
     assert reason("mcl01") == "Duplicate Content-Length header"
     assert reason("bigcode") == "Malformed Status-Line"
     assert reason("scalarlg") == "Malformed CSeq header"
+
+
+def test_badinv01_400_can_be_routed() -> None:
+    """Its top Via has ;;,;,, after the sent-by: the 400 still needs somewhere to go."""
+    with pytest.raises(ParseError, match="Malformed Via header") as info:
+        validate_for_proxy(parse_message(load("badinv01")))
+    partial = info.value.partial
+    assert isinstance(partial, Request)
+    assert partial.top_via.sent_by == ("192.0.2.15", 5060)
+    assert partial.top_via.params == {}
+    out = build_response(partial, 400, info.value.reason, to_tag="gw").to_bytes()
+    assert b"\r\nVia: SIP/2.0/UDP 192.0.2.15;;,;,,\r\n" in out  # copied as received
+
+
+def test_insuf_is_dropped() -> None:
+    """No From, To or Call-ID: no 400 can be built that the sender could match."""
+    with pytest.raises(ParseError, match="Missing From header") as info:
+        parse_message(load("insuf"))
+    assert info.value.partial is None
