@@ -27,7 +27,6 @@ from gateway.location import LocationService
 from gateway.proxy import Proxy
 from gateway.registrar import Registrar
 from gateway.sip.errors import ParseError, SipError
-from gateway.sip.headers import pop_first_value
 from gateway.sip.message import Request, Response
 from gateway.sip.parser import build_response, parse_message, validate_for_proxy
 from gateway.sip.transaction import (
@@ -344,17 +343,7 @@ def stamp_received(req: Request, peer: Peer) -> None:
         value = _set_via_param(value, "rport", str(peer.port))
     if needs_received or needs_rport:
         value = _set_via_param(value, "received", peer.host)
-    replace_top_via(req, value)
-
-
-def replace_top_via(req: Request, value: str) -> None:
-    """Swap the first Via value, keeping any other values on that line byte for byte."""
-    for h in req.headers:
-        if h[0] == "via":
-            _, rest = pop_first_value(h[2])
-            h[2] = f"{value}, {rest}" if rest else value
-            req.touch("via")
-            return
+    req.replace_top_via(value)
 
 
 def _set_via_param(via_value: str, name: str, param: str) -> str:

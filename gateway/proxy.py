@@ -178,7 +178,7 @@ class Proxy:
     def _serialise(req: Request, uri: str | None, via: str, rrs: list[str]) -> bytes:
         original = req.uri
         if uri is not None:
-            req.uri = uri  # Request.ruri re-parses when the uri string changes
+            req.set_uri(uri)
         req.prepend("via", via)
         for rr in rrs:
             req.prepend("record-route", rr)
@@ -188,7 +188,7 @@ class Proxy:
             req.remove_first_value("via")
             for _ in rrs:
                 req.remove_first_value("record-route")
-            req.uri = original
+            req.set_uri(original)
 
     # -- in-dialog requests and ACK ---------------------------------------------------------
     def _next_hop(self, req: Request) -> tuple[str | None, Peer] | None:
