@@ -22,7 +22,6 @@ from gateway.location import Binding
 from gateway.registrar import refusal_for_line
 from gateway.sip.errors import ParseError
 from gateway.sip.message import Request, Response
-from gateway.sip.parser import parse_message
 from gateway.sip.uri import SipURI
 from gateway.transport import Peer
 from provisioning.directory import DirectorySnapshot, LineEntry
@@ -166,29 +165,25 @@ class Proxy:
             rrs.append(self._rr(in_proto))
             if target.proto != in_proto:
                 rrs.append(self._rr(target.proto))  # double record-route across transports
-        data = self._serialise(req, uri, self._via(target.proto, branch), rrs)
-        fwd = parse_message(data)
-        assert isinstance(fwd, Request)
+        fwd = self._forwarded(req, uri, self._via(target.proto, branch), rrs)
         fork.branches.append(self.core.start_client(fwd, target, fork=fork, branch_index=len(fork.branches)))
         fork.finals.append(None)
         fork.provisional.append(False)
         fork.cancel_wanted.append(False)
 
     @staticmethod
-    def _serialise(req: Request, uri: str | None, via: str, rrs: list[str]) -> bytes:
-        original = req.uri
-        if uri is not None:
-            req.set_uri(uri)
-        req.prepend("via", via)
+    def _forwarded(req: Request, uri: str | None, via: str, rrs: list[str]) -> Request:
+        """A copy of ``req`` for one branch: new Request-URI, our Via on top, Record-Route added.
+
+        Copies the header triples rather than re-parsing serialised bytes; the
+        original stays untouched for the server transaction.
+        """
+        fwd = Request(req.method, uri if uri is not None else req.uri, [h[:] for h in req.headers],
+                      req.body, req.version)
+        fwd.prepend("via", via)
         for rr in rrs:
-            req.prepend("record-route", rr)
-        try:
-            return req.to_bytes()
-        finally:
-            req.remove_first_value("via")
-            for _ in rrs:
-                req.remove_first_value("record-route")
-            req.set_uri(original)
+            fwd.prepend("record-route", rr)
+        return fwd
 
     # -- in-dialog requests and ACK ---------------------------------------------------------
     def _next_hop(self, req: Request) -> tuple[str | None, Peer] | None:
@@ -238,9 +233,7 @@ class Proxy:
         ctx.fork = fork
         self._prepare_in_dialog(req, mf)
         branch = core.new_branch()
-        data = self._serialise(req, None, self._via(target.proto, branch), [])
-        fwd = parse_message(data)
-        assert isinstance(fwd, Request)
+        fwd = self._forwarded(req, None, self._via(target.proto, branch), [])
         fork.branches.append(core.start_client(fwd, target, fork=fork))
         fork.finals.append(None)
         fork.provisional.append(False)
@@ -260,8 +253,8 @@ class Proxy:
             return  # an ACK for something we answered ourselves, or not ours: absorb
         _, target = hop
         self._prepare_in_dialog(req, mf)
-        data = self._serialise(req, None, self._via(target.proto, self.core.new_branch()), [])
-        self.core.send(data, target)
+        fwd = self._forwarded(req, None, self._via(target.proto, self.core.new_branch()), [])
+        self.core.send(fwd.to_bytes(), target)
 
     # -- CANCEL ---------------------------------------------------------------------------------
     def cancel(self, invite_ctx: ServerCtx) -> None:
