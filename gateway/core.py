@@ -137,7 +137,7 @@ class SipCore:
             msg = parse_message(data)
         except SipError as exc:
             self.stats.parse_errors += 1
-            self._answer_parse_error(exc, peer)
+            self.answer_parse_error(exc, peer)
             return
         if isinstance(msg, Response):
             self._on_response(msg, peer)
@@ -148,7 +148,8 @@ class SipCore:
             self.stats.parse_errors += 1
             self._reply_stateless(msg, peer, exc.status, exc.reason)
 
-    def _answer_parse_error(self, exc: SipError, peer: Peer) -> None:
+    def answer_parse_error(self, exc: SipError, peer: Peer) -> None:
+        """Answer an unparseable request with its status when enough of it was read; else drop it."""
         partial = exc.partial
         if isinstance(partial, Request) and partial.method != "ACK":
             try:

@@ -124,6 +124,7 @@ async def start(settings: Settings, *, announce: Callable[[str], None] = print) 
                    location=location, calls=calls, send=transports.send,
                    proxy_factory=lambda c: Proxy(c, auth))
     core_ref.append(core)
+    transports.on_stream_error = core.answer_parse_error
 
     for host, port in sip_addrs:
         bound = await transports.listen_udp_tcp(host, port)

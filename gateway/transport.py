@@ -103,8 +103,11 @@ class _StreamProtocol(asyncio.Protocol):
         try:
             messages = self._framer.feed(data)
         except ParseError as exc:
-            # A stream cannot resynchronise after bad framing: answer nothing, close.
+            # A stream cannot resynchronise after bad framing: answer (400/413) when the head was
+            # readable, then close.
             log.info("closing %s %s:%s: %s", self._proto, self.peer.host, self.peer.port, exc.reason)
+            if self._owner.on_stream_error is not None:
+                self._owner.on_stream_error(exc, self.peer)
             self.transport.close()
             return
         for message in messages:
@@ -135,6 +138,8 @@ class Transports:
         self._ids = itertools.count(1)
         self._client_ssl: ssl.SSLContext | None = None
         self.listening: list[tuple[str, str, int]] = []  # (proto, host, port) actually bound
+        #: called with a framing error before its stream is closed, so the core can answer it
+        self.on_stream_error: Callable[[ParseError, Peer], None] | None = None
 
     # -- listening -----------------------------------------------------------------
     async def listen_udp_tcp(self, host: str, port: int) -> int:

@@ -127,3 +127,14 @@ def test_ipv6_listener(gateway_factory: Callable[..., GatewayProcess]) -> None:
     resp = udp_exchange("::1", gw.sip_port, options("::1", gw.sip_port, local="[::1]:5999"))
     assert resp is not None and resp.status == 200
     assert resp.top_via.rport is not None and resp.top_via.rport is not True  # RFC 3581 filled in
+
+
+def test_tcp_oversized_body_is_answered_413_then_closed(gateway: GatewayProcess) -> None:
+    host, port = "127.0.0.1", gateway.sip_port
+    head = options(host, port, transport="TCP").replace(b"Content-Length: 0", b"Content-Length: 50000000")
+    with socket.create_connection((host, port), timeout=3) as s:
+        s.sendall(head)
+        answers = stream_read(s, 1)
+        assert [r.status for r in answers] == [413]
+        s.settimeout(3)
+        assert s.recv(100) == b""
