@@ -186,9 +186,15 @@ class Proxy:
         return fwd
 
     # -- in-dialog requests and ACK ---------------------------------------------------------
-    def _next_hop(self, req: Request) -> tuple[str | None, Peer] | None:
-        """Pop our own Route entries; return (new R-URI or None, where to send)."""
+    def _next_hop(self, req: Request) -> Peer | None:
+        """Loose routing (RFC 3261 §16.12): pop our own Route entries, then the next hop.
+
+        Only a request that carried our Route (we record-routed its dialog) is
+        relayed; anything else in-dialog is not ours to forward, which keeps the
+        gateway from being an open relay toward arbitrary hosts.
+        """
         ident = self.core.identity
+        ours = False
         while True:
             routes = req.routes
             if not routes:
@@ -196,12 +202,15 @@ class Proxy:
             top = routes[0].uri
             if isinstance(top, SipURI) and ident.is_me(top.host, top.port):
                 req.remove_first_value("route")
+                ours = True
                 continue
-            return None, self._peer_for_uri(top)
+            return self._peer_for_uri(top) if ours else None
+        if not ours:
+            return None
         ruri = req.ruri
         if not isinstance(ruri, SipURI) or ident.is_me(ruri.host, ruri.port):
             return None
-        return None, self._peer_for_uri(ruri)
+        return self._peer_for_uri(ruri)
 
     def _peer_for_uri(self, uri: object) -> Peer:
         if not isinstance(uri, SipURI):
@@ -222,13 +231,12 @@ class Proxy:
         if mf is not None and mf <= 0:
             core.respond(ctx, 483, "Too Many Hops")
             return
-        hop = self._next_hop(req)
-        if hop is None:
-            core.respond(ctx, 481, "Call/Transaction Does Not Exist")
+        target = self._next_hop(req)
+        if target is None:
+            core.respond(ctx, 404, "Not Here")  # no Route of ours: not a dialog we are in
             return
         if req.method == "BYE":
             core.calls.bye(req.call_id)
-        _, target = hop
         fork = Fork(ctx, req.method == "INVITE", req.call_id)
         ctx.fork = fork
         self._prepare_in_dialog(req, mf)
@@ -248,10 +256,9 @@ class Proxy:
         mf = req.max_forwards
         if mf is not None and mf <= 0:
             return
-        hop = self._next_hop(req)
-        if hop is None:
+        target = self._next_hop(req)
+        if target is None:
             return  # an ACK for something we answered ourselves, or not ours: absorb
-        _, target = hop
         self._prepare_in_dialog(req, mf)
         fwd = self._forwarded(req, None, self._via(target.proto, self.core.new_branch()), [])
         self.core.send(fwd.to_bytes(), target)

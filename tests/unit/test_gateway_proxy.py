@@ -273,3 +273,13 @@ def test_cancelled_branch_that_never_answers_still_ends(gw: Gateway) -> None:
     assert finals and {m.status for m in finals} == {487}  # retransmitted until the caller ACKs
     assert [r["disposition"] for r in gw.records] == ["cancelled"]
     assert len(gw.core.txns) <= 2  # only transactions still in their wait states remain
+
+
+def test_in_dialog_request_without_our_route_is_not_relayed(gw: Gateway) -> None:
+    alice = gw.phone("1001")
+    # a BYE with a To tag for a dialog we never record-routed, aimed at a foreign host
+    gw.inject(request("BYE", "sip:victim@198.51.100.7:5060", alice, to="<sip:victim@198.51.100.7>",
+                      to_tag="x1", call_id="relay"), alice.peer)
+    resp = gw.one(alice.peer)
+    assert isinstance(resp, Response) and resp.status == 404
+    assert gw.sent == []  # nothing went anywhere else
