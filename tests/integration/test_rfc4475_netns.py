@@ -33,6 +33,7 @@ def test_rfc4475_messages_get_expected_verdicts(tmp_path: Path) -> None:
         ns.create()
     except NamespaceUnavailable as exc:
         pytest.skip(f"cannot create a loopback-only network namespace: {exc}")
+    mode = ns.mode
     try:
         cmd = ns.wrap(
             [
@@ -58,7 +59,7 @@ def test_rfc4475_messages_get_expected_verdicts(tmp_path: Path) -> None:
     assert result["interfaces"] == ["lo"], result["interfaces"]
 
     report = [
-        f"namespace: {ns.mode}; gateway: {' '.join(result['gateway_command'])}",
+        f"namespace: {mode}; gateway: {' '.join(result['gateway_command'])}",
         f"OPTIONS before: {result['pre_probe']}; after: {result['post_probe']}",
         f"gateway alive after the messages: {result['alive_after_messages']}; "
         f"exit status on SIGTERM: {result['gateway_rc']}",

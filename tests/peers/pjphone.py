@@ -130,6 +130,33 @@ class _Account(pj.Account):  # type: ignore[misc]
         self._phone._on_incoming(self, prm.callId)
 
 
+class _LogCollector(pj.LogWriter):  # type: ignore[misc]
+    """Keeps pjlib's log lines in memory and appends them, unbuffered, to a file.
+
+    May be called from pjmedia's native threads: list.append and a file write under the GIL.
+    Must outlive the Endpoint (pjsua logs during libDestroy), so the phone keeps it.
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self._lines: list[str] = []
+        self._file = path.open("a", encoding="utf-8", errors="replace")
+
+    def write(self, entry: pj.LogEntry) -> None:
+        msg = str(entry.msg)
+        self._lines.append(msg)
+        with contextlib.suppress(ValueError, OSError):
+            self._file.write(msg if msg.endswith("\n") else msg + "\n")
+            self._file.flush()
+
+    def text(self) -> str:
+        return "".join(m if m.endswith("\n") else m + "\n" for m in self._lines).replace("\r\n", "\n")
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._file.close()
+
+
 @contextlib.contextmanager
 def _stdout_muted() -> Iterator[None]:
     """libCreate() prints pjlib banner lines to fd 1 before log settings apply."""
@@ -156,6 +183,7 @@ class PjPhone:
         self._calls: dict[int, _Call] = {}
         self._pending: list[_PendingAction] = []
         self._confirmed_at: dict[int, float] = {}
+        self._log_writer: _LogCollector | None = None
         self.sip_port = 0
 
     # ----- lifecycle -------------------------------------------------------------------------
@@ -177,7 +205,12 @@ class PjPhone:
         cfg.logConfig.msgLogging = 1 if self.config.log_file else 0
         cfg.logConfig.level = 5 if self.config.log_file else 0
         if self.config.log_file:
-            cfg.logConfig.filename = str(self.config.log_file)
+            # pjlib's own log file is stdio-buffered (the last messages appear only at
+            # libDestroy); a writer of ours sees every line at once
+            self._log_writer = _LogCollector(self.config.log_file)
+            cfg.logConfig.writer = self._log_writer  # replaces the console: takes consoleLevel
+            cfg.logConfig.consoleLevel = 5
+            cfg.logConfig.decor = cfg.logConfig.decor & ~pj.PJ_LOG_HAS_NEWLINE
         with _stdout_muted():
             ep.libInit(cfg)
             tcfg = pj.TransportConfig()
@@ -208,6 +241,8 @@ class PjPhone:
         with contextlib.suppress(Exception):
             ep.libDestroy()
         del ep
+        if self._log_writer is not None:
+            self._log_writer.close()
 
     def __enter__(self) -> PjPhone:
         self.start()
@@ -238,7 +273,6 @@ class PjPhone:
         cred = pj.AuthCredInfo("digest", "*", account.username, 0, account.password)
         if account.algorithm is not None:
             cred.algoType = ALGORITHMS[account.algorithm]
-            acfg.sipConfig.authInitialAlgorithm = ALGORITHMS[account.algorithm]
         acfg.sipConfig.authCreds.append(cred)
         acfg.natConfig.iceEnabled = False
         acfg.natConfig.sipStunUse = pj.PJSUA_STUN_USE_DISABLED
@@ -246,12 +280,14 @@ class PjPhone:
         acfg.natConfig.contactRewriteUse = 0
         acfg.natConfig.viaRewriteUse = 0
         acfg.natConfig.sdpNatRewriteUse = 0
-        acfg.mediaConfig.transportConfig.boundAddress = self.config.bind_host.strip("[]")
+        v6 = ":" in self.config.bind_host
+        # RTP stays on IPv4 loopback: pjsua_acc_add asserts on ipv6Use together with a bound
+        # transportId, and the IPv6 tests are about SIP
+        acfg.mediaConfig.transportConfig.boundAddress = (
+            "127.0.0.1" if v6 else self.config.bind_host
+        )
         acfg.mediaConfig.transportConfig.port = 0
         acfg.mediaConfig.transportConfig.randomizePort = True
-        if ":" in self.config.bind_host:
-            acfg.sipConfig.ipv6Use = pj.PJSUA_IPV6_ENABLED_USE_IPV6_ONLY
-            acfg.mediaConfig.ipv6Use = pj.PJSUA_IPV6_ENABLED_USE_IPV6_ONLY
         acc = _Account(self)
         acc.create(acfg)
         self._account = acc
@@ -332,10 +368,10 @@ class PjPhone:
         return found[0] if found else None
 
     def sip_log(self) -> str:
-        """The SIP messages pjsip logged (only when `config.log_file` is set)."""
-        if self.config.log_file is None or not self.config.log_file.exists():
+        """pjsip's log including every SIP message (only when `config.log_file` is set)."""
+        if self._log_writer is None:
             return ""
-        return self.config.log_file.read_text(errors="replace")
+        return self._log_writer.text()
 
     def sent_authorizations(self) -> list[str]:
         """Authorization / Proxy-Authorization header lines this phone sent, from the pjsip log."""

@@ -46,6 +46,23 @@ class TortureMessage:
     def call_id(self) -> str | None:
         return _header(self.data, ("call-id", "i"))
 
+    def transaction_key(self) -> tuple[str, str, str] | None:
+        """(branch, sent-by, method) of the top Via (RFC 3261 §17.2.3), for requests only.
+
+        Several RFC 4475 messages reuse one branch and sent-by (cparam01/cparam02,
+        regescrt/escnull, unkscm/novelsc): a correct gateway absorbs the later one as a
+        retransmission of the earlier transaction, so the table says so.
+        """
+        if self.is_response:
+            return None
+        via = _header(self.data, ("via", "v")) or ""
+        sent_by = re.search(r"SIP\s*/\s*2\.0\s*/\s*[\w-]+\s+([^;,\s]+)", via, flags=re.I)
+        branch = re.search(r";\s*branch\s*=\s*([^;,\s]+)", via, flags=re.I)
+        if not (sent_by and branch and branch.group(1).startswith("z9hG4bK")):
+            return None
+        method = "INVITE" if self.method == "ACK" else self.method
+        return (branch.group(1), sent_by.group(1).lower(), method)
+
 
 @dataclass(frozen=True)
 class Reply:
@@ -53,6 +70,7 @@ class Reply:
     start_line: str
     call_id: str | None
     raw: bytes
+    proto: str = "udp"
 
     @property
     def status(self) -> int | None:
@@ -64,6 +82,7 @@ class Reply:
 class Outcome:
     message: TortureMessage
     replies: list[Reply] = field(default_factory=list)
+    retransmission_of: str | None = None  # same transaction key as this earlier message
 
     def codes(self) -> list[int]:
         """Distinct status codes received, in order of first arrival (requests ignored)."""
@@ -86,6 +105,7 @@ DROP = -1
 ANY = -2
 INVALID_ALLOWED: dict[str, frozenset[int]] = {
     "clerr": frozenset({400, DROP}),  # §3.1.2.2: UDP framing error, 400 or discard
+    "insuf": frozenset({400, DROP}),  # §3.3.1: no Call-ID/From/To to build a 400 with
     "ncl": frozenset({400, DROP}),  # §3.1.2.3: negative Content-Length over UDP
     "trws": frozenset({ANY}),  # §3.1.2.10: "a liberal element may tolerate"
     "baddate": frozenset({ANY}),  # §3.1.2.12: 400, or process as if Date were absent
@@ -269,16 +289,25 @@ class TortureSender:
         self.max_wait = max_wait
         self.settle = settle
         self.socks: dict[int, socket.socket] = {}
+        # TCP too: some Vias claim TCP, and a gateway that answers over the Via's transport
+        # instead of the one the request came on shows up as a "tcp" reply in the table
+        self.listeners: list[socket.socket] = []
+        self.conns: list[socket.socket] = []
         for port in ports:
             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
             s.bind((host, port))
             self.socks[port] = s
+            t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            t.bind((host, port))
+            t.listen(8)
+            self.listeners.append(t)
         self.main = next(iter(self.socks.values()))
         self.local = self.main.getsockname()
 
     def close(self) -> None:
-        for s in self.socks.values():
+        for s in [*self.socks.values(), *self.listeners, *self.conns]:
             s.close()
 
     def __enter__(self) -> TortureSender:
@@ -288,12 +317,26 @@ class TortureSender:
         self.close()
 
     def _receive(self, timeout: float) -> list[Reply]:
-        ready, _, _ = select.select(list(self.socks.values()), [], [], max(timeout, 0))
+        watched = [*self.socks.values(), *self.listeners, *self.conns]
+        ready, _, _ = select.select(watched, [], [], max(timeout, 0))
         out: list[Reply] = []
         for s in ready:
+            if s in self.listeners:
+                conn, _ = s.accept()
+                self.conns.append(conn)
+                continue
             data = s.recv(65535)
+            if s in self.conns:
+                if not data:
+                    self.conns.remove(s)
+                    s.close()
+                    continue
+                proto = "tcp"  # one recv taken as one message: enough to show where it went
+            else:
+                proto = "udp"
             line = data.split(b"\r\n", 1)[0].decode("latin-1")
-            out.append(Reply(s.getsockname()[1], line, _header(data, ("call-id", "i")), data))
+            port = int(s.getsockname()[1])
+            out.append(Reply(port, line, _header(data, ("call-id", "i")), data, proto))
         return out
 
     def probe(self, uri: str | None = None, timeout: float = 2.0) -> Reply | None:
@@ -312,7 +355,12 @@ class TortureSender:
     def run(self, messages: list[TortureMessage]) -> list[Outcome]:
         outcomes = [Outcome(m) for m in messages]
         by_call_id: dict[str, Outcome] = {}  # Call-ID → latest message sent with it
+        by_key: dict[tuple[str, str, str], str] = {}
         for outcome in outcomes:
+            key = outcome.message.transaction_key()
+            if key is not None:
+                outcome.retransmission_of = by_key.get(key)
+                by_key.setdefault(key, outcome.message.name)
             if outcome.message.call_id:
                 by_call_id[outcome.message.call_id] = outcome
             self.main.sendto(outcome.message.data, self.gateway)
@@ -349,12 +397,19 @@ class TortureSender:
 
 def format_table(outcomes: list[Outcome]) -> str:
     """One row per message: name, section, expected, what came back, verdict, advice."""
-    rows = [("name", "section", "expected", "answers", "verdict", "why", "kit advises")]
+    rows = [("name", "section", "expected", "answers", "verdict", "why", "kit advises", "note")]
     for o in outcomes:
         v = judge(o)
         answers = ",".join(str(c) for c in o.codes()) or "-"
+        if any(r.proto == "tcp" for r in o.replies):
+            answers += " (tcp!)"
         if o.requests():
             answers += " +req:" + ";".join(r.split(" ", 1)[0] for r in o.requests())
+        note = ""
+        if o.retransmission_of:
+            note = f"same branch/sent-by/method as {o.retransmission_of}: absorbed as a retransmission"
+        elif not o.message.is_response and not [c for c in o.codes() if c >= 200]:
+            note = "no final answer within the wait"
         rows.append(
             (
                 o.message.name,
@@ -364,6 +419,7 @@ def format_table(outcomes: list[Outcome]) -> str:
                 "ok" if v.ok else "FAIL",
                 v.why,
                 ADVISED.get(o.message.name, ""),
+                note,
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]

@@ -13,9 +13,10 @@ object with outcomes, probes, the gateway's exit status and the tail of its log.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import os
 import re
+import socket
 import subprocess
 import sys
 import tempfile
@@ -29,7 +30,8 @@ DEFAULT_MESSAGES = Path(__file__).resolve().parents[1] / "data" / "rfc4475"
 
 
 def interfaces() -> list[str]:
-    return sorted(os.listdir("/sys/class/net"))
+    """Interfaces of *this* network namespace (netlink; /sys may still show the host's)."""
+    return sorted(name for _, name in socket.if_nameindex())
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -39,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--domain", default="example.com")
     p.add_argument("--max-wait", type=float, default=1.0, help="seconds to wait per message")
     p.add_argument("--only", nargs="*", default=None, help="message names to send")
+    p.add_argument(
+        "--gateway-arg", action="append", default=[], help="extra `voiplab serve` argument"
+    )
     return p
 
 
@@ -55,9 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.only:
         messages = [m for m in messages if m.name in set(args.only)]
     result: dict[str, Any] = {"interfaces": ifaces, "workdir": str(workdir)}
-    gateway = GatewayProcess(GatewaySpec(workdir=workdir, domain=args.domain))
+    spec = GatewaySpec(workdir=workdir, domain=args.domain, extra_args=tuple(args.gateway_arg))
+    gateway = GatewayProcess(spec)
     if gateway.sip_port in LISTEN_PORTS:  # the sender owns those (Via default port 5060 etc.)
-        gateway = GatewayProcess(GatewaySpec(workdir=workdir, domain=args.domain, sip_port=5080))
+        gateway = GatewayProcess(dataclasses.replace(spec, sip_port=5080))
     result["gateway_command"] = gateway.command
     try:
         gateway.start()
@@ -86,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
             "expected": o.message.expected,
             "codes": o.codes(),
             "start_lines": [r.start_line for r in o.replies],
-            "ports": sorted({r.port for r in o.replies}),
+            "ports": sorted({f"{r.proto}:{r.port}" for r in o.replies}),
+            "retransmission_of": o.retransmission_of,
             "ok": judge(o).ok,
             "why": judge(o).why,
         }
