@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from gateway.sip import digest
 from gateway.sip.digest import Algorithm, NonceManager, NonceState
 from gateway.sip.errors import ParseError
+from gateway.sip.uri import SipURI, parse_uri
 
 if TYPE_CHECKING:
     from gateway.sip.message import Request
@@ -62,8 +63,12 @@ class Authenticator:
                 break
         if creds is None:
             return AuthResult(Verdict.CHALLENGE)
-        if creds.algorithm not in self.algorithms and creds.algorithm not in (Algorithm.MD5, Algorithm.SHA256):
+        if creds.algorithm not in self.algorithms or not creds.qop:
+            # only what we offered: our algorithms, always with qop=auth (RFC 2069 answers carry no
+            # nonce-count, so they could be replayed for the nonce's whole life)
             return AuthResult(Verdict.CHALLENGE)
+        if not _same_uri(creds.uri, req):
+            return AuthResult(Verdict.FORBIDDEN, username=creds.username)  # credentials for another target
         state = self.nonces.check(creds.nonce, now)
         if state is NonceState.INVALID:
             return AuthResult(Verdict.CHALLENGE)
@@ -75,8 +80,25 @@ class Authenticator:
         good = digest.verify(creds, ha1, req.method)
         if not good or line is None:
             return AuthResult(Verdict.FORBIDDEN, username=creds.username)
-        if state is NonceState.STALE:
+        if state is NonceState.STALE or not self.nonces.check_nc(creds.nonce, creds.nc, now):
+            # expired nonce, or a nonce-count already used (a replay, or a client that lost count):
+            # challenge again with stale=true so an honest client retries without asking its user
             return AuthResult(Verdict.STALE, line=line, username=creds.username)
-        if creds.qop and not self.nonces.check_nc(creds.nonce, creds.nc, now):
-            return AuthResult(Verdict.FORBIDDEN, username=creds.username)
         return AuthResult(Verdict.OK, line=line, username=creds.username)
+
+
+def _same_uri(digest_uri: str, req: Request) -> bool:
+    """RFC 3261 §22.4 / RFC 2617 §3.2.2.5: the digest-uri must name the Request-URI.
+
+    Equal strings are the common case; otherwise compare the parsed URIs' scheme,
+    user, host and port, since some phones re-serialise (case, default port).
+    """
+    if digest_uri == req.uri:
+        return True
+    try:
+        a, b = parse_uri(digest_uri), req.ruri
+    except ParseError:
+        return False
+    if not isinstance(a, SipURI) or not isinstance(b, SipURI):
+        return False
+    return (a.scheme, a.user, a.host, a.port or 5060) == (b.scheme, b.user, b.host, b.port or 5060)

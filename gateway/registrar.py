@@ -30,6 +30,8 @@ class RegistrarConfig:
     min_expires: int = 60
     max_expires: int = 7200
     default_expires: int = 3600
+    #: contacts per address of record: each is a branch of every call, so this bounds call fan-out
+    max_contacts: int = 10
 
 
 def refusal_for_line(line: LineEntry, snapshot: DirectorySnapshot) -> tuple[int, str] | None:
@@ -117,13 +119,13 @@ class Registrar:
             old = existing.get(uri)
             if old is not None and old.call_id == call_id and cseq <= old.cseq:
                 return build_response(req, 500, "Out of order CSeq", to_tag=_tag(req))
-            q_raw = contact.params.get("q")
-            try:
-                q = float(q_raw) if q_raw else 1.0
-            except ValueError:
-                raise ParseError("Malformed Contact q") from None
+            q = _q_value(contact.params.get("q"))
             instance = contact.params.get("+sip.instance")
             plans.append((uri, expires, old, contact.raw, instance, contact.params.get("reg-id"), q))
+        added = sum(1 for p in plans if p[2] is None and p[1] > 0 and not _same_instance(existing, p[4]))
+        if len(existing) + added > self.config.max_contacts:
+            return build_response(req, 403, f"Too many contacts (max {self.config.max_contacts})",
+                                  to_tag=_tag(req))
         for uri, expires, _old, raw, instance, reg_id, q in plans:
             if expires == 0:
                 self.location.remove(aor, uri)
@@ -138,12 +140,36 @@ class Registrar:
         return None
 
     def _ok(self, req: Request, aor: str, now: float, wall: datetime) -> Response:
-        headers = [
-            ("Contact", f"<{b.contact}>;expires={max(0, int(b.expires_at - now))}")
-            for b in self.location.lookup(aor, now)
-        ]
+        headers = [("Contact", _contact_value(b, now)) for b in self.location.lookup(aor, now)]
         headers.append(("Date", format_datetime(wall, usegmt=True)))
         return build_response(req, 200, "OK", to_tag=_tag(req), headers=headers)
+
+
+def _contact_value(b: Binding, now: float) -> str:
+    """A binding as the 200 OK lists it: URI, remaining expiry, and the instance/reg-id it came with."""
+    value = f"<{b.contact}>;expires={max(0, int(b.expires_at - now))}"
+    if b.instance:
+        value += f';+sip.instance="{b.instance}"'
+    if b.reg_id:
+        value += f";reg-id={b.reg_id}"
+    return value
+
+
+def _q_value(raw: str | None) -> float:
+    """RFC 3261 §20.10 qvalue: 0 to 1 with up to three decimals."""
+    if raw is None:
+        return 1.0
+    try:
+        q = float(raw)
+    except ValueError:
+        raise ParseError("Malformed Contact q") from None
+    if not 0.0 <= q <= 1.0:  # also refuses nan and inf
+        raise ParseError("Malformed Contact q")
+    return q
+
+
+def _same_instance(existing: dict[str, Binding], instance: str | None) -> bool:
+    return instance is not None and any(b.instance == instance for b in existing.values())
 
 
 def _tag(req: Request) -> str | None:

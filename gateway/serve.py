@@ -115,7 +115,8 @@ async def start(settings: Settings, *, announce: Callable[[str], None] = print) 
     location = LocationService()
     nonces = NonceManager(secrets.token_bytes(32), settings.nonce_lifetime)
     auth = Authenticator(settings.domain, nonces, _algorithms(settings.digest_algorithms))
-    registrar = Registrar(RegistrarConfig(min_expires=settings.min_expires), location, auth)
+    registrar = Registrar(RegistrarConfig(min_expires=settings.min_expires, max_contacts=settings.max_contacts),
+                          location, auth)
     calls = CallTracker(clock.now, wall, cdr_writer.submit, node=settings.node)
 
     core_ref: list[SipCore] = []

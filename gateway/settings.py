@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     digest_algorithms: list[str] = Field(default_factory=lambda: ["MD5", "SHA-256"])
     nonce_lifetime: float = 300.0
     min_expires: int = 60
+    max_contacts: int = 10
     demo: bool = False
     node: str = "gw1"
     log_level: str = "INFO"

@@ -120,7 +120,9 @@ def test_replayed_nonce_count_is_refused(gw: Gateway) -> None:
     gw.inject(request("REGISTER", uri, alice, call_id="r1", cseq=3, extra=[f"Authorization: {auth}"]),
               alice.peer)
     replay = gw.one(alice.peer)
-    assert isinstance(replay, Response) and replay.status == 403
+    assert isinstance(replay, Response) and replay.status == 401  # not admitted: challenged afresh
+    assert parse_challenge(replay.get("www-authenticate") or "").stale
+    assert len(gw.location.lookup(alice.username, gw.clock.now())) == 1
 
 
 def test_expired_nonce_gets_stale_true(tmp_path: Path) -> None:
