@@ -30,6 +30,8 @@ class Call:
     answer_wall: datetime | None = None
     cancelled: bool = False
     rule_id: str | None = None
+    from_tag: str | None = None  # the caller's tag
+    to_tag: str | None = None  # the answering callee's tag: with Call-ID and from_tag, the dialog
 
     def as_dict(self, now: float) -> dict[str, Any]:
         return {
@@ -67,12 +69,13 @@ class CallTracker:
         self.calls: dict[str, Call] = {}
 
     def start(self, call_id: str, account_id: int, caller: str, callee: str,
-              caller_user_id: int | None, callee_user_id: int | None) -> Call | None:
+              caller_user_id: int | None, callee_user_id: int | None,
+              from_tag: str | None = None) -> Call | None:
         """Open a call for an admitted INVITE; None when this Call-ID is already live (a retry after 407)."""
         if call_id in self.calls:
             return None
         call = Call(call_id, account_id, caller, callee, caller_user_id, callee_user_id,
-                    self._now(), self._wall())
+                    self._now(), self._wall(), from_tag=from_tag)
         self.calls[call_id] = call
         return call
 
@@ -95,22 +98,42 @@ class CallTracker:
         if call is not None and call.state in ("trying", "ringing"):
             call.cancelled = True
 
-    def final(self, call_id: str, code: int, reason: str) -> None:
-        """The proxy forwarded a final answer to the INVITE upstream."""
+    def final(self, call_id: str, code: int, reason: str, to_tag: str | None = None) -> None:
+        """The proxy forwarded a final answer to the INVITE upstream (the first 2xx names the dialog)."""
         call = self.calls.get(call_id)
         if call is None or call.state in ("confirmed", "ended"):
             return
         if 200 <= code < 300:
+            call.to_tag = to_tag
             call.state = "confirmed"
             call.answered = self._now()
             call.answer_wall = self._wall()
             return
         self._end(call, code, reason)
 
-    def bye(self, call_id: str, reason: str = "BYE") -> None:
+    def bye(self, call_id: str, from_tag: str | None, to_tag: str | None, reason: str = "BYE") -> None:
+        """A BYE crossed the proxy along our route: it ends the call if it belongs to the kept dialog.
+
+        Either side may hang up, so the tags match in either order; the BYE of a
+        second 2xx dialog (forking) has the other callee's tag and is ignored.
+        """
         call = self.calls.get(call_id)
-        if call is not None and call.state == "confirmed":
-            self._end(call, 200, reason)
+        if call is None or call.state != "confirmed":
+            return
+        if {from_tag, to_tag} != {call.from_tag, call.to_tag}:
+            return
+        self._end(call, 200, reason)
+
+    def expire(self, max_call: float, max_setup: float) -> int:
+        """End calls nobody will end: confirmed longer than ``max_call`` (lost BYE, crashed phone)
+        or still setting up after ``max_setup``.  Returns how many ended."""
+        now = self._now()
+        stale = [c for c in self.calls.values()
+                 if (c.answered is not None and now - c.answered > max_call)
+                 or (c.answered is None and now - c.started > max_setup)]
+        for call in stale:
+            self._end(call, 200 if call.answered is not None else 408, "Dialog timeout")
+        return len(stale)
 
     def shutdown(self) -> None:
         """End every live call (clean shutdown): their records must not be lost."""

@@ -76,11 +76,13 @@ class _ManualHandle:
 
     def __init__(self, when: float, callback: Callable[[], object]) -> None:
         self.when = when
-        self.callback = callback
+        self.callback: Callable[[], object] | None = callback
         self.cancelled = False
 
     def cancel(self) -> None:
+        # like asyncio's TimerHandle: let go of the callback at once, the heap entry stays till due
         self.cancelled = True
+        self.callback = None
 
 
 class ManualClock:
@@ -113,7 +115,7 @@ class ManualClock:
         while self._heap and self._heap[0][0] <= target:
             when, _, handle = heapq.heappop(self._heap)
             self._now = max(self._now, when)
-            if not handle.cancelled:
+            if handle.callback is not None:
                 handle.callback()
         self._now = target
 

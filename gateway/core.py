@@ -84,6 +84,15 @@ class ClientCtx:
     on_final: Callable[[Response], None] | None = None  # for requests the gateway originates (CANCEL)
 
 
+@dataclass(slots=True, frozen=True)
+class Limits:
+    """How long state may live when nobody ends it (like Kamailio's dialog default_timeout)."""
+
+    max_call: float = 12 * 3600.0  # a confirmed call whose BYE never crossed the proxy
+    max_setup: float = 300.0  # a call still setting up (Timer C should have ended it long before)
+    housekeeping_real_seconds: float = 10.0  # how often, in real seconds, the sweep runs
+
+
 @dataclass(slots=True)
 class Stats:
     received: int = 0
@@ -114,6 +123,7 @@ class SipCore:
         calls: CallTracker,
         send: Callable[[bytes, Peer], None],
         proxy_factory: Callable[[SipCore], Proxy],
+        limits: Limits | None = None,
     ) -> None:
         self.identity = identity
         self.clock = clock
@@ -129,6 +139,22 @@ class SipCore:
         self._branch_prefix = "z9hG4bK" + secrets.token_hex(4)
         self._branch_seq = itertools.count(1)
         self.proxy = proxy_factory(self)
+        self.limits = limits or Limits()
+        self._housekeeping = self.clock.call_later(self._housekeeping_delay(), self.housekeep)
+
+    def _housekeeping_delay(self) -> float:
+        return self.limits.housekeeping_real_seconds * self.clock.scale
+
+    def housekeep(self) -> None:
+        """Periodic, off the request path: expired bindings out, abandoned calls closed with a record."""
+        self.location.sweep(self.clock.now())
+        self.calls.expire(self.limits.max_call, self.limits.max_setup)
+        self._housekeeping = self.clock.call_later(self._housekeeping_delay(), self.housekeep)
+
+    def close(self) -> None:
+        self._housekeeping.cancel()
+        if self._timer_handle is not None:
+            self._timer_handle.cancel()
 
     # -- entry point ---------------------------------------------------------------------
     def on_message(self, data: bytes, peer: Peer) -> None:
@@ -187,7 +213,15 @@ class SipCore:
         txn = txns.new_server(req, peer.reliable, now)
         ctx = ServerCtx(txn, req, reply_peer_for(req, peer))
         txn.context = ctx
-        self._dispatch_new(ctx, peer)
+        try:
+            self._dispatch_new(ctx, peer)
+        except ParseError as exc:  # a header routing needed was malformed: answer through the transaction
+            if ctx.txn.last_status < 200:
+                self.respond(ctx, exc.status, exc.reason)
+        except Exception:
+            log.exception("error routing %s from %s", req.method, peer)
+            if ctx.txn.last_status < 200:
+                self.respond(ctx, 500, "Server Internal Error")
 
     def _dispatch_new(self, ctx: ServerCtx, peer: Peer) -> None:
         req = ctx.request
@@ -255,8 +289,19 @@ class SipCore:
         self.stats.dropped += 1  # not ours (e.g. RFC 4475 bcast, noreason): drop silently
 
     # -- transaction plumbing ---------------------------------------------------------------
+    @property
+    def branch_prefix(self) -> str:
+        """Every branch this gateway creates starts with this (loop detection, stray responses)."""
+        return self._branch_prefix
+
     def new_branch(self) -> str:
         return f"{self._branch_prefix}.{next(self._branch_seq):x}"
+
+    def abandon(self, ctx: ServerCtx) -> None:
+        """Drop a server transaction without answering (RFC 4320: no 408 to a non-INVITE)."""
+        self.txns.remove(ctx.txn)
+        ctx.txn.context = None
+        ctx.fork = None
 
     def respond(self, ctx: ServerCtx, status: int, reason: str, *,
                 headers: list[tuple[str, str]] | None = None, to_tag: str | None = None) -> None:
@@ -287,7 +332,11 @@ class SipCore:
                 self.send(action.data, ctx.reply_peer)
             elif kind is DeliverRequest:  # ACK matching an INVITE we answered 2xx (RFC 2543 peers)
                 self.proxy.on_ack(action.message, ctx.reply_peer)
-        self.txns.update(ctx.txn)
+        txn = ctx.txn
+        self.txns.update(txn)
+        if txn.terminated:  # break the txn ↔ context ↔ fork cycles so refcounting frees them
+            txn.context = None
+            ctx.fork = None
         self._arm()
 
     def _run_client(self, ctx: ClientCtx, actions: list[Any]) -> None:
@@ -302,7 +351,13 @@ class SipCore:
                     ctx.on_final(action.message)
             elif kind is Timeout and ctx.fork is not None:
                 self.proxy.on_branch_timeout(ctx)
-        self.txns.update(ctx.txn)
+        txn = ctx.txn
+        self.txns.update(txn)
+        if txn.terminated:
+            txn.context = None
+            if ctx.fork is not None:
+                self.proxy.branch_terminated(ctx)
+                ctx.fork = None
         self._arm()
 
     # -- timers ----------------------------------------------------------------------------

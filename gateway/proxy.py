@@ -22,7 +22,7 @@ from gateway.location import Binding
 from gateway.registrar import refusal_for_line
 from gateway.sip.errors import ParseError
 from gateway.sip.message import Request, Response
-from gateway.sip.uri import SipURI
+from gateway.sip.uri import SipURI, parse_name_addr
 from gateway.transport import Peer
 from provisioning.directory import DirectorySnapshot, LineEntry
 
@@ -53,6 +53,8 @@ class Fork:
     cancelled: bool = False
     tracked: bool = False  # a call record is open for it
     timer_c: TimerHandle | None = None
+    timed_out: bool = False  # Timer C gave up: nobody answered
+    live: int = 0  # client transactions not yet terminated (to break reference cycles when 0)
 
 
 def _response_rank(status: int) -> tuple[int, int]:
@@ -87,6 +89,9 @@ class Proxy:
         if mf is not None and mf <= 0:
             core.respond(ctx, 483, "Too Many Hops")
             return
+        if self._looped(req):
+            core.respond(ctx, 482, "Loop Detected")
+            return
         snapshot = core.directory.snapshot
         now = core.clock.now()
         result = self.auth.check(req, "proxy-authorization", snapshot, now)
@@ -104,6 +109,9 @@ class Proxy:
         ruri = req.ruri
         assert isinstance(ruri, SipURI)
         dialled = ruri.user_unescaped or ""
+        if not core.identity.is_me(ruri.host, ruri.port):
+            self._refuse(ctx, caller, dialled, 404, "Domain Not Served")  # we relay nowhere else (yet)
+            return
         refusal = refusal_for_line(caller, snapshot)
         if refusal is not None:
             self._refuse(ctx, caller, dialled, refusal[0], refusal[1], "R12" if "R12" in refusal[1] else None)
@@ -127,10 +135,17 @@ class Proxy:
             core.respond(ctx, 100, "Trying")
             callee_user = targets[0].user_id
             fork.tracked = core.calls.start(req.call_id, caller.account_id, caller.sip_username, dialled,
-                                            caller.user_id, callee_user) is not None
+                                            caller.user_id, callee_user, req.from_tag) is not None
         self._prepare(req, mf)
         for binding in sorted(bindings, key=lambda b: -b.q):
             self._add_branch(fork, binding.contact, binding.peer, peer.proto)
+        if is_invite:
+            self._restart_timer_c(fork)  # RFC 3261 §16.6 step 11: even a branch that only says 100
+
+    def _looped(self, req: Request) -> bool:
+        """RFC 3261 §16.3 step 4: one of our own branches below the top Via means the request came back."""
+        prefix = self.core.branch_prefix
+        return any((v.branch or "").startswith(prefix) for v in req.vias[1:])
 
     @staticmethod
     def _resolve(caller: LineEntry, dialled: str, snapshot: DirectorySnapshot) -> list[LineEntry]:
@@ -152,10 +167,15 @@ class Proxy:
         self.core.respond(ctx, code, reason)
 
     def _prepare(self, req: Request, mf: int | None) -> None:
-        """Edits common to every branch: Max-Forwards, our credentials consumed."""
+        """Edits common to every branch: Max-Forwards, and our realm's credentials consumed (§22.3)."""
         req.set("max-forwards", str((mf if mf is not None else DEFAULT_MAX_FORWARDS + 1) - 1))
-        if req.get("proxy-authorization") is not None:
+        creds = req.get_all("proxy-authorization")
+        if creds:
             req.remove("proxy-authorization")
+            mine = f'realm="{self.auth.realm}"'
+            for value in creds:
+                if mine not in value:
+                    req.add("proxy-authorization", value)
 
     def _add_branch(self, fork: Fork, uri: str, target: Peer, in_proto: str) -> None:
         req = fork.server.request
@@ -166,6 +186,7 @@ class Proxy:
             if target.proto != in_proto:
                 rrs.append(self._rr(target.proto))  # double record-route across transports
         fwd = self._forwarded(req, uri, self._via(target.proto, branch), rrs)
+        fork.live += 1
         fork.branches.append(self.core.start_client(fwd, target, fork=fork, branch_index=len(fork.branches)))
         fork.finals.append(None)
         fork.provisional.append(False)
@@ -191,10 +212,22 @@ class Proxy:
 
         Only a request that carried our Route (we record-routed its dialog) is
         relayed; anything else in-dialog is not ours to forward, which keeps the
-        gateway from being an open relay toward arbitrary hosts.
+        gateway from being an open relay toward arbitrary hosts.  A request from
+        a strict router arrives with our Record-Route URI as its Request-URI: the
+        last Route becomes the Request-URI again (§16.4).
         """
         ident = self.core.identity
         ours = False
+        ruri = req.ruri
+        if isinstance(ruri, SipURI) and ruri.user is None and ident.is_me(ruri.host, ruri.port):
+            values = req.values("route")
+            if values:
+                last = parse_name_addr(values[-1])
+                req.remove("route")
+                for value in values[:-1]:
+                    req.add("route", value)
+                req.set_uri(str(last.uri))
+                ours = True
         while True:
             routes = req.routes
             if not routes:
@@ -236,12 +269,13 @@ class Proxy:
             core.respond(ctx, 404, "Not Here")  # no Route of ours: not a dialog we are in
             return
         if req.method == "BYE":
-            core.calls.bye(req.call_id)
+            core.calls.bye(req.call_id, req.from_tag, req.to_tag)
         fork = Fork(ctx, req.method == "INVITE", req.call_id)
         ctx.fork = fork
         self._prepare_in_dialog(req, mf)
         branch = core.new_branch()
         fwd = self._forwarded(req, None, self._via(target.proto, branch), [])
+        fork.live += 1
         fork.branches.append(core.start_client(fwd, target, fork=fork))
         fork.finals.append(None)
         fork.provisional.append(False)
@@ -283,6 +317,7 @@ class Proxy:
         bctx = fork.branches[i]
         # with ``now`` the CANCELled branch ends by itself (64*T1) if the callee never answers
         cancel = bctx.txn.cancel_request(self.core.clock.now())  # type: ignore[union-attr]
+        self.core.txns.update(bctx.txn)  # the guard is a new deadline for the INVITE's transaction
         if reason:
             cancel.add("reason", reason)
         self.core.start_client(cancel, bctx.target, on_final=lambda _r: None)
@@ -306,6 +341,12 @@ class Proxy:
             return
         if 200 <= status < 300:
             fork.finals[i] = (status, resp.reason, resp)
+            if fork.done and not fork.answered:
+                # a 2xx that crossed our CANCEL after a non-2xx final went upstream: the server
+                # transaction can no longer send it, but the caller must see it (§16.7 step 10)
+                resp.remove_first_value("via")
+                self.core.send(resp.to_bytes(), fork.server.reply_peer)
+                return
             first = not fork.answered
             fork.answered = True
             fork.done = True
@@ -313,7 +354,7 @@ class Proxy:
                 fork.timer_c.cancel()
                 fork.timer_c = None
             if first and fork.is_invite and fork.tracked:
-                self.core.calls.final(fork.call_id, status, resp.reason)
+                self.core.calls.final(fork.call_id, status, resp.reason, resp.to_tag)
             self._relay(fork, resp)  # every 2xx goes upstream (RFC 3261 §16.7 step 5)
             if first and fork.is_invite:
                 for j in range(len(fork.branches)):
@@ -324,6 +365,8 @@ class Proxy:
         if fork.done:
             return
         if status >= 600 and fork.is_invite:
+            # §16.7 step 5: a 6xx is kept, not forwarded at once; the others are CANCELled and the
+            # answer goes up when every branch is final (so a crossing 2xx still wins)
             for j in range(len(fork.branches)):
                 if j != i:
                     self._cancel_branch(fork, j, None)
@@ -338,6 +381,7 @@ class Proxy:
         fork.timer_c = None
         if fork.done:
             return
+        fork.timed_out = True
         for i in range(len(fork.branches)):
             self._cancel_branch(fork, i, 'SIP;cause=408;text="No answer (Timer C)"')
 
@@ -350,16 +394,17 @@ class Proxy:
 
     def _maybe_finish(self, fork: Fork) -> None:
         finals = fork.finals
-        six = next((f for f in finals if f is not None and f[0] >= 600), None)
-        if six is None and any(f is None for f in finals):
+        if any(f is None for f in finals):
             return
-        best = six or min((f for f in finals if f is not None), key=lambda f: _response_rank(f[0]))
+        best = min((f for f in finals if f is not None), key=lambda f: _response_rank(f[0]))
         fork.done = True
         if fork.timer_c is not None:
             fork.timer_c.cancel()
             fork.timer_c = None
         status, reason, resp = best
-        if fork.cancelled:
+        if fork.timed_out:
+            status, reason, resp = 408, "Request Timeout", None
+        elif fork.cancelled:
             status, reason, resp = 487, "Request Terminated", None
         elif status == 503:
             status, reason, resp = 500, "Server Internal Error", None  # RFC 3261 §16.7 step 6
@@ -367,8 +412,18 @@ class Proxy:
             self.core.calls.final(fork.call_id, status, reason)
         if resp is not None:
             self._relay(fork, resp)
+        elif status == 408 and not fork.is_invite:
+            # RFC 4320 §4.2: never a 408 to a non-INVITE; the upstream client has timed out anyway
+            self.core.abandon(fork.server)
         else:
             self.core.respond(fork.server, status, reason)
+
+    def branch_terminated(self, bctx: ClientCtx) -> None:
+        """A client transaction ended: once all have and the answer went up, drop the references."""
+        fork: Fork = bctx.fork
+        fork.live -= 1
+        if fork.live <= 0 and fork.done:
+            fork.branches.clear()
 
     def _relay(self, fork: Fork, resp: Response) -> None:
         resp.remove_first_value("via")

@@ -26,7 +26,7 @@ from gateway.auth import Authenticator
 from gateway.calls import CallTracker
 from gateway.cdr_writer import CdrWriter
 from gateway.clock import LoopClock
-from gateway.core import Identity, SipCore
+from gateway.core import Identity, Limits, SipCore
 from gateway.live import GatewayLiveView
 from gateway.location import LocationService
 from gateway.proxy import Proxy
@@ -123,7 +123,7 @@ async def start(settings: Settings, *, announce: Callable[[str], None] = print) 
     transports = Transports(loop, lambda data, peer: core_ref[0].on_message(data, peer))
     core = SipCore(identity=identity, clock=clock, directory=directory, registrar=registrar,
                    location=location, calls=calls, send=transports.send,
-                   proxy_factory=lambda c: Proxy(c, auth))
+                   proxy_factory=lambda c: Proxy(c, auth), limits=Limits(max_call=settings.dialog_timeout))
     core_ref.append(core)
     transports.on_stream_error = core.answer_parse_error
 
@@ -144,12 +144,6 @@ async def start(settings: Settings, *, announce: Callable[[str], None] = print) 
         identity.hosts.update({"localhost", "127.0.0.1"})
 
     bus.subscribe(lambda change: loop.call_soon_threadsafe(_drop_inactive_bindings, core, change))
-
-    def sweep() -> None:
-        location.sweep(clock.now())
-        clock.call_later(10.0 * clock.scale, sweep)
-
-    clock.call_later(10.0 * clock.scale, sweep)
 
     token = settings.api_token or secrets.token_urlsafe(24)
     live = GatewayLiveView(core)
@@ -207,6 +201,7 @@ async def stop(running: Running) -> None:
     with contextlib.suppress(Exception):
         await asyncio.wait_for(running.http_task, 10)
     await running.transports.close()
+    running.core.close()
     running.core.calls.shutdown()
     await asyncio.to_thread(running.cdr_writer.close)
 

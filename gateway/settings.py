@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     nonce_lifetime: float = 300.0
     min_expires: int = 60
     max_contacts: int = 10
+    dialog_timeout: float = 12 * 3600.0  # a call whose BYE never crossed us ends after this
     demo: bool = False
     node: str = "gw1"
     log_level: str = "INFO"

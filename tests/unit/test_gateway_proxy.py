@@ -252,7 +252,8 @@ def test_ringing_forever_is_cancelled_by_timer_c(gw: Gateway) -> None:
     reply(gw, cancel, bob, 200, "OK")
     reply(gw, leg, bob, 487, "Request Terminated")
     final = gw.one(alice.peer)
-    assert isinstance(final, Response) and final.status == 487
+    assert isinstance(final, Response) and final.status == 408  # nobody answered (Kamailio does the same)
+    assert [r["disposition"] for r in gw.records] == ["no-answer"]
 
 
 def test_cancelled_branch_that_never_answers_still_ends(gw: Gateway) -> None:

@@ -1,6 +1,6 @@
 """Review findings (security): each test states the behaviour the RFCs / a Kamailio-grade proxy require.
 
-These tests are expected to FAIL against the code as reviewed; each failure is a finding.
+Each test was a finding of the code review (it failed then); they stay as regression tests.
 They use the real SipCore on a ManualClock (tests/gwharness.py); nothing is sent on a network:
 "foreign" addresses below (192.0.2.0/24, TEST-NET-1) only ever appear in the captured send list.
 """
