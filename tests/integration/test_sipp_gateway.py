@@ -33,6 +33,7 @@ def _register(gateway: GatewayProcess, who: ProvisionedLine, workdir: Path, tag:
             service=who.sip_username,
             auth_user=who.sip_username,
             auth_password=who.sip_password,
+            auth_uri=who.sip_domain,  # SIPp adds "sip:": matches the Request-URI sip:DOMAIN
             keys={"domain": who.sip_domain, "expires": "60"},
         ),
         workdir,
@@ -97,6 +98,7 @@ def test_sipp_uac_to_uas_call_through_gateway(
                 service=callee.extension,
                 auth_user=caller.sip_username,
                 auth_password=caller.sip_password,
+                auth_uri=f"{callee.extension}@{callee.sip_domain}",  # the INVITE's Request-URI
                 keys={"domain": caller.sip_domain, "caller": caller.sip_username},
                 hold_ms=HOLD_MS,
             ),

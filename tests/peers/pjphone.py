@@ -226,20 +226,33 @@ class PjPhone:
         self.emit({"event": "ready", "sip_port": self.sip_port, "pid": os.getpid()})
 
     def close(self) -> None:
-        """Hang up, unregister, destroy the Endpoint (so a new one may be created later)."""
+        """Hang up, unregister, destroy the Endpoint (so a new one may be created later).
+
+        Calls and the registration are ended explicitly, each awaited for at most a second;
+        libDestroy then runs with NO_NETWORK, because otherwise pjsua sleeps up to a second
+        more waiting for transactions that have nothing left to say.
+        """
         if self._ep is None:
             return
         with contextlib.suppress(Exception):
-            self._ep.hangupAllCalls()
-            self.run_until(lambda: False, 0.2)
+            if self.active_calls():
+                self._ep.hangupAllCalls()
+                self.run_until(lambda: not self.active_calls(), 1.0)
         if self._account is not None:
+            with contextlib.suppress(Exception):
+                if self._account.getInfo().regIsActive:
+                    seen = len(self.events)
+                    self._account.setRegistration(False)
+                    self.run_until(
+                        lambda: any(e["event"] == "reg" for e in self.events[seen:]), 1.0
+                    )
             with contextlib.suppress(Exception):
                 self._account.shutdown()
             self._account = None
         self._calls.clear()
         ep, self._ep = self._ep, None
         with contextlib.suppress(Exception):
-            ep.libDestroy()
+            ep.libDestroy(pj.PJSUA_DESTROY_NO_NETWORK)
         del ep
         if self._log_writer is not None:
             self._log_writer.close()

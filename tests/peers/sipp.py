@@ -42,6 +42,10 @@ class SippRun:
     service: str | None = None  # -s: user part of the Request-URI
     auth_user: str | None = None
     auth_password: str | None = None
+    # digest "uri": SIPp's default is sip:remote_ip:remote_port, not the Request-URI; a
+    # registrar that checks them against each other (RFC 2617 §3.2.2.5) needs this set.
+    # Give it *without* the scheme: SIPp prepends "sip:" itself.
+    auth_uri: str | None = None
     keys: dict[str, str] = field(default_factory=dict)  # -key name value → [name]
     timeout_s: float = 15.0
     hold_ms: int | None = None  # -d: length of <pause/> in the call scenarios
@@ -70,6 +74,8 @@ class SippRun:
             cmd += ["-au", self.auth_user]
         if self.auth_password is not None:
             cmd += ["-ap", self.auth_password]
+        if self.auth_uri is not None:
+            cmd += ["-auth_uri", self.auth_uri]
         for name, value in self.keys.items():
             cmd += ["-key", name, value]
         cmd += [
