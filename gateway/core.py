@@ -55,7 +55,14 @@ class Identity:
     domain: str
     hosts: set[str]  # lower-case hosts (IP literals without brackets, domain, advertised names)
     ports: dict[str, int]  # proto → port ("udp", "tcp", "tls")
-    advertise: str  # host to put in Via and Record-Route
+    advertise: str  # host to put in Via and Record-Route toward IPv4 (or named) peers
+    advertise6: str | None = None  # "[v6 address]" toward IPv6 peers, when we listen on IPv6 too
+
+    def address_for(self, peer_host: str) -> str:
+        """Our host as a peer of that address family must see it in Via and Record-Route."""
+        if self.advertise6 is not None and ":" in peer_host:
+            return self.advertise6
+        return self.advertise
 
     def is_me(self, host: str, port: int | None) -> bool:
         if host.strip("[]").lower() not in self.hosts:

@@ -69,17 +69,19 @@ class Proxy:
         self.auth = auth
 
     # -- our own address on the wire --------------------------------------------------------
-    def _via(self, proto: str, branch: str) -> str:
+    def _via(self, peer: Peer, branch: str) -> str:
         ident = self.core.identity
-        port = ident.ports.get(proto) or ident.ports["udp"]
-        return f"SIP/2.0/{proto.upper()} {ident.advertise}:{port};branch={branch}"
+        port = ident.ports.get(peer.proto) or ident.ports["udp"]
+        return f"SIP/2.0/{peer.proto.upper()} {ident.address_for(peer.host)}:{port};branch={branch}"
 
-    def _rr(self, proto: str) -> str:
+    def _rr(self, peer: Peer) -> str:
+        """Our Record-Route entry as seen from ``peer``'s side (transport and address family)."""
         ident = self.core.identity
+        proto = peer.proto
         port = ident.ports.get(proto) or ident.ports["udp"]
         transport = "" if proto == "udp" else f";transport={proto}"
         scheme = "sips" if proto == "tls" else "sip"
-        return f"<{scheme}:{ident.advertise}:{port}{transport};lr>"
+        return f"<{scheme}:{ident.address_for(peer.host)}:{port}{transport};lr>"
 
     # -- new (out-of-dialog) requests -------------------------------------------------------
     def new_request(self, ctx: ServerCtx, peer: Peer) -> None:
@@ -138,7 +140,7 @@ class Proxy:
                                             caller.user_id, callee_user, req.from_tag) is not None
         self._prepare(req, mf)
         for binding in sorted(bindings, key=lambda b: -b.q):
-            self._add_branch(fork, binding.contact, binding.peer, peer.proto)
+            self._add_branch(fork, binding.contact, binding.peer, peer)
         if is_invite:
             self._restart_timer_c(fork)  # RFC 3261 §16.6 step 11: even a branch that only says 100
 
@@ -177,15 +179,16 @@ class Proxy:
                 if mine not in value:
                     req.add("proxy-authorization", value)
 
-    def _add_branch(self, fork: Fork, uri: str, target: Peer, in_proto: str) -> None:
+    def _add_branch(self, fork: Fork, uri: str, target: Peer, source: Peer) -> None:
         req = fork.server.request
         branch = self.core.new_branch()
         rrs: list[str] = []
         if fork.is_invite:
-            rrs.append(self._rr(in_proto))
-            if target.proto != in_proto:
-                rrs.append(self._rr(target.proto))  # double record-route across transports
-        fwd = self._forwarded(req, uri, self._via(target.proto, branch), rrs)
+            inbound, outbound = self._rr(source), self._rr(target)
+            rrs.append(inbound)
+            if outbound != inbound:
+                rrs.append(outbound)  # double record-route across transports or address families
+        fwd = self._forwarded(req, uri, self._via(target, branch), rrs)
         fork.live += 1
         fork.branches.append(self.core.start_client(fwd, target, fork=fork, branch_index=len(fork.branches)))
         fork.finals.append(None)
@@ -274,7 +277,7 @@ class Proxy:
         ctx.fork = fork
         self._prepare_in_dialog(req, mf)
         branch = core.new_branch()
-        fwd = self._forwarded(req, None, self._via(target.proto, branch), [])
+        fwd = self._forwarded(req, None, self._via(target, branch), [])
         fork.live += 1
         fork.branches.append(core.start_client(fwd, target, fork=fork))
         fork.finals.append(None)
@@ -294,7 +297,7 @@ class Proxy:
         if target is None:
             return  # an ACK for something we answered ourselves, or not ours: absorb
         self._prepare_in_dialog(req, mf)
-        fwd = self._forwarded(req, None, self._via(target.proto, self.core.new_branch()), [])
+        fwd = self._forwarded(req, None, self._via(target, self.core.new_branch()), [])
         self.core.send(fwd.to_bytes(), target)
 
     # -- CANCEL ---------------------------------------------------------------------------------

@@ -93,6 +93,37 @@ def _drop_inactive_bindings(core: SipCore, change: Change) -> None:
             location.remove_all(aor)
 
 
+WILDCARDS = ("0.0.0.0", "::")
+
+
+def make_identity(settings: Settings, sip_addrs: list[tuple[str, int]]) -> Identity:
+    """Which hosts mean "this gateway", and what to write into Via and Record-Route per family.
+
+    A wildcard bind has no address a phone could route back to, so it needs ``--advertise``.
+    """
+    hosts = {settings.domain.lower()}
+    v4 = next((h for h, _ in sip_addrs if ":" not in h), None)
+    v6 = next((h for h, _ in sip_addrs if ":" in h), None)
+    if settings.advertise:
+        adv = settings.advertise.strip("[]")
+        if ":" in adv:
+            v6 = adv
+        else:
+            v4 = adv
+    for host in (v4, v6):
+        if host in WILDCARDS:
+            raise SystemExit(f"--sip {host} listens on every address: say which one phones reach with "
+                             "--advertise HOST")
+    for host, _ in sip_addrs:
+        hosts.add(host.lower())
+    hosts.update(h.lower() for h in (v4, v6) if h)
+    if hosts & {"127.0.0.1", "localhost"}:
+        hosts.update({"localhost", "127.0.0.1"})
+    advertise6 = f"[{v6}]" if v6 else None
+    return Identity(domain=settings.domain, hosts=hosts, ports={},
+                    advertise=v4 or advertise6 or settings.domain, advertise6=advertise6)
+
+
 async def start(settings: Settings, *, announce: Callable[[str], None] = print) -> Running:
     loop = asyncio.get_running_loop()
     clock = LoopClock(loop, settings.time_scale)
@@ -109,9 +140,8 @@ async def start(settings: Settings, *, announce: Callable[[str], None] = print) 
     cdr_writer = CdrWriter(cdr_store.write_many)
 
     sip_addrs = settings.sip_addresses()
-    advertise = settings.advertise or sip_addrs[0][0]
-    identity = Identity(domain=settings.domain, hosts={settings.domain.lower(), advertise.strip("[]").lower()},
-                        ports={}, advertise=advertise if ":" not in advertise else f"[{advertise}]")
+    identity = make_identity(settings, sip_addrs)
+    advertise = identity.advertise
     location = LocationService()
     nonces = NonceManager(secrets.token_bytes(32), settings.nonce_lifetime)
     auth = Authenticator(settings.domain, nonces, _algorithms(settings.digest_algorithms))
@@ -120,7 +150,7 @@ async def start(settings: Settings, *, announce: Callable[[str], None] = print) 
     calls = CallTracker(clock.now, wall, cdr_writer.submit, node=settings.node)
 
     core_ref: list[SipCore] = []
-    transports = Transports(loop, lambda data, peer: core_ref[0].on_message(data, peer))
+    transports = Transports(loop, lambda data, peer: core_ref[0].on_message(data, peer), clock)
     core = SipCore(identity=identity, clock=clock, directory=directory, registrar=registrar,
                    location=location, calls=calls, send=transports.send,
                    proxy_factory=lambda c: Proxy(c, auth), limits=Limits(max_call=settings.dialog_timeout))
@@ -129,7 +159,6 @@ async def start(settings: Settings, *, announce: Callable[[str], None] = print) 
 
     for host, port in sip_addrs:
         bound = await transports.listen_udp_tcp(host, port)
-        identity.hosts.add(host.strip("[]").lower())
         identity.ports.setdefault("udp", bound)
         identity.ports.setdefault("tcp", bound)
     if settings.tls:
@@ -140,10 +169,13 @@ async def start(settings: Settings, *, announce: Callable[[str], None] = print) 
         tls_host = sip_addrs[0][0]
         tls_port = settings.tls_port if settings.tls_port is not None else identity.ports["udp"] + 1
         identity.ports["tls"] = await transports.listen_tls(tls_host, tls_port, server_context(cert, key))
-    if "localhost" in identity.hosts or "127.0.0.1" in identity.hosts:
-        identity.hosts.update({"localhost", "127.0.0.1"})
-
     bus.subscribe(lambda change: loop.call_soon_threadsafe(_drop_inactive_bindings, core, change))
+
+    def close_idle_connections() -> None:
+        transports.close_idle()
+        clock.call_later(60.0 * clock.scale, close_idle_connections)
+
+    clock.call_later(60.0 * clock.scale, close_idle_connections)
 
     token = settings.api_token or secrets.token_urlsafe(24)
     live = GatewayLiveView(core)

@@ -23,6 +23,7 @@ import ssl
 from collections.abc import Callable
 from typing import NamedTuple
 
+from gateway.clock import Clock
 from gateway.sip.errors import ParseError
 from gateway.sip.parser import StreamFramer
 
@@ -91,15 +92,25 @@ class _StreamProtocol(asyncio.Protocol):
         self._framer = StreamFramer()
         self.transport: asyncio.Transport | None = None
         self.peer: Peer | None = None
+        self.last_active = owner.clock.now()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        if len(self._owner._conns) >= self._owner.max_connections:
+            log.warning("refusing a %s connection: %d open", self._proto, len(self._owner._conns))
+            transport.close()
+            return
         addr = transport.get_extra_info("peername")
         conn_id = self._owner._register_conn(self)
         self.peer = Peer(self._proto, addr[0], addr[1], conn_id)
 
     def data_received(self, data: bytes) -> None:
-        assert self.peer is not None and self.transport is not None
+        if self.peer is None or self.transport is None:
+            return  # a refused connection, closing
+        self.last_active = self._owner.clock.now()
+        if data == b"\r\n\r\n":
+            self.transport.write(b"\r\n")  # RFC 5626 §4.4.1 keep-alive: double-CRLF ping, CRLF pong
+            return
         try:
             messages = self._framer.feed(data)
         except ParseError as exc:
@@ -122,15 +133,25 @@ class _StreamProtocol(asyncio.Protocol):
 
     def send(self, data: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
+            self.last_active = self._owner.clock.now()
             self.transport.write(data)
 
 
 class Transports:
-    """Listening sockets plus the table of open stream connections."""
+    """Listening sockets plus the table of open stream connections.
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, on_message: OnMessage) -> None:
+    Stream connections are bounded in number and closed after ``idle_lifetime``
+    simulated seconds without traffic (longer than a registration, so a phone
+    registered over TCP stays reachable between refreshes).
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, on_message: OnMessage, clock: Clock, *,
+                 max_connections: int = 4096, idle_lifetime: float = 3900.0) -> None:
         self.loop = loop
         self.on_message = on_message
+        self.clock = clock
+        self.max_connections = max_connections
+        self.idle_lifetime = idle_lifetime
         self._udp: dict[int, asyncio.DatagramTransport] = {}  # by address family
         self._servers: list[asyncio.AbstractServer] = []
         self._conns: dict[int, _StreamProtocol] = {}
@@ -183,6 +204,15 @@ class Transports:
             await server.wait_closed()
 
     # -- connection table ---------------------------------------------------------------
+    def close_idle(self) -> int:
+        """Close stream connections idle longer than the lifetime; returns how many."""
+        cutoff = self.clock.now() - self.idle_lifetime
+        idle = [c for c in self._conns.values() if c.last_active < cutoff]
+        for conn in idle:
+            if conn.transport is not None:
+                conn.transport.close()
+        return len(idle)
+
     def _register_conn(self, proto: _StreamProtocol) -> int:
         conn_id = next(self._ids)
         self._conns[conn_id] = proto

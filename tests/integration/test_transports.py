@@ -138,3 +138,12 @@ def test_tcp_oversized_body_is_answered_413_then_closed(gateway: GatewayProcess)
         assert [r.status for r in answers] == [413]
         s.settimeout(3)
         assert s.recv(100) == b""
+
+
+def test_tcp_double_crlf_keepalive_gets_a_crlf_pong(gateway: GatewayProcess) -> None:
+    with socket.create_connection(("127.0.0.1", gateway.sip_port), timeout=3) as s:
+        s.sendall(b"\r\n\r\n")
+        s.settimeout(3)
+        assert s.recv(10) == b"\r\n"
+        s.sendall(options("127.0.0.1", gateway.sip_port, transport="TCP"))
+        assert [r.status for r in stream_read(s, 1)] == [200]  # the flow keeps working
