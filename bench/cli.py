@@ -59,6 +59,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--sipp-procs", type=int, default=1,
                    help="SIPp client processes sharing each step's rate (default 1)")
     p.add_argument("--uas-procs", type=int, default=1, help="SIPp UAS processes for the call run")
+    p.add_argument("--digest-uri", choices=("request-uri", "server"), default="request-uri",
+                   help="call run: 'request-uri' (default) gives each SIPp client one callee and "
+                        "-auth_uri naming it, so the digest uri= equals the Request-URI; 'server' "
+                        "cycles callees per call with SIPp's own uri= (the server address), which "
+                        "only servers that do not check uri= accept")
     p.add_argument("--register-start", type=int, default=500, help="first REGISTER rate")
     p.add_argument("--call-start", type=int, default=100, help="first call rate")
     p.add_argument("--kamailio-workers", type=int, default=2, help="Kamailio UDP workers (-n)")
@@ -110,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         step_s=step_s,
         register=Ladder(start=args.register_start, ceiling=128_000, refine=refine),
         call=Ladder(start=args.call_start, ceiling=32_000, refine=refine),
-        sipp_procs=args.sipp_procs, uas_procs=args.uas_procs,
+        sipp_procs=args.sipp_procs, uas_procs=args.uas_procs, digest_uri=args.digest_uri,
     )
     opts = SippOptions()
     population = make_population(args.registrants, args.call_pairs)
@@ -123,7 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "mode": args.mode, "command": command, "machine": report.machine_info(),
         "sipp_version": sipp_version(), "sipp_buff_size": opts.buff_size,
         "plan": {"step_s": step_s, "refine": refine, "sipp_procs": args.sipp_procs,
-                 "uas_procs": args.uas_procs, "register_start": args.register_start,
+                 "uas_procs": args.uas_procs, "digest_uri": args.digest_uri,
+                 "register_start": args.register_start,
                  "call_start": args.call_start},
         "users": {"registrants": args.registrants, "call_pairs": args.call_pairs},
         "scenarios": args.scenarios, "servers": {}, "ratios": {},

@@ -145,7 +145,10 @@ def render_section(data: dict[str, Any]) -> str:
         "- Socket limits during the run: "
         + ", ".join(f"`{k}={v}`" for k, v in data["sysctl"].items()),
         f"- Users: {data['users']['registrants']} registering, {data['users']['call_pairs']} "
-        "caller/callee pairs (the same for both servers)",
+        "caller/callee pairs (the same for both servers); "
+        + ("each call client process calls one callee, digest `uri=` = Request-URI (`-auth_uri`)"
+           if data["plan"].get("digest_uri", "request-uri") == "request-uri"
+           else "callees cycle per call, digest `uri=` = the server's address (SIPp default)"),
         "",
         f"| Scenario | {kam_label} | voiplab | voiplab / Kamailio | voiplab goal / floor |",
         "|---|---|---|---|---|",

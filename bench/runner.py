@@ -39,6 +39,13 @@ class Plan:
     sipp_procs: int = 1  # client processes sharing a step's rate
     uas_procs: int = 1
     settle_max_s: float = 10.0  # longest wait for a quiet server and machine before a step
+    # How the call run keeps SIPp's digest uri= acceptable (SIPp always sends
+    # sip:<server ip>:<port> unless -auth_uri is given, one value per process):
+    #   "request-uri": each client process calls one callee and -auth_uri names it, so
+    #                  uri= equals the Request-URI (RFC 2617 3.2.2.5; voiplab checks this);
+    #   "server":      callees cycle per call and uri= is the server's address (fine for
+    #                  servers that do not compare uri= with the Request-URI, e.g. Kamailio).
+    digest_uri: str = "request-uri"
 
 
 @dataclass
@@ -112,12 +119,30 @@ class ServerBench:
         # Clients keep their ports for the whole run, as phones keep their Contact: a new
         # port per step would pile up one more binding per AOR at every step.
         self.client_ports = [free_port(opts.local_ip) for _ in range(plan.sipp_procs)]
-        self.callee_csv = write_callee_csv(
-            workdir / "callees.csv", [accounts[n] for n in callees], server.domain,
-            [f"{opts.local_ip}:{p}" for p in self.uas_ports])
-        self.calls_csv = write_calls_csv(workdir / "calls.csv", [accounts[n] for n in callers],
-                                         [accounts[n] for n in callees], server.domain)
-        self.n_callees = len(callees)
+        caller_accs = [accounts[n] for n in callers]
+        callee_accs = [accounts[n] for n in callees]
+        # Callees registered by UAS instance: callee i belongs to UAS i mod uas_procs and is
+        # registered *from* that UAS's port, so the binding's source address and its Contact
+        # are the same (a registrar may route to either; voiplab routes to the source).
+        self.callee_csvs = [
+            (port, write_callee_csv(workdir / f"callees-{j}.csv",
+                                    callee_accs[j::plan.uas_procs], server.domain,
+                                    [f"{opts.local_ip}:{port}"]))
+            for j, port in enumerate(self.uas_ports) if callee_accs[j::plan.uas_procs]
+        ]
+        self.call_plan: list[tuple[Path, list[str]]] = []  # per client process: inf, extra args
+        if plan.digest_uri == "request-uri":
+            for i in range(plan.sipp_procs):
+                callee = callee_accs[i % len(callee_accs)]
+                csv_path = write_calls_csv(workdir / f"calls-{i}.csv", caller_accs,
+                                           [callee] * len(caller_accs), server.domain)
+                self.call_plan.append((csv_path, ["-auth_uri", f"{callee.dial}@{server.domain}"]))
+        elif plan.digest_uri == "server":
+            csv_path = write_calls_csv(workdir / "calls.csv", caller_accs, callee_accs,
+                                       server.domain)
+            self.call_plan = [(csv_path, [])] * plan.sipp_procs
+        else:
+            raise ValueError(f"digest_uri must be 'request-uri' or 'server', not {plan.digest_uri!r}")
 
     # --- one step ---------------------------------------------------------------------------
     def _settle(self) -> None:
@@ -143,10 +168,12 @@ class ServerBench:
         per_rate = rate / n
         hold = self.plan.hold_s if scenario == "call" else 0.0
         if scenario == "register":
-            xml, inf = sipp.SCENARIOS / "register.xml", self.reg_csv
+            xml = sipp.SCENARIOS / "register.xml"
+            per_client = [(self.reg_csv, [])] * n
             limit = max(50, math.ceil(per_rate * 1.0))  # one second's worth outstanding
         else:
-            xml, inf = sipp.SCENARIOS / "uac_call.xml", self.calls_csv
+            xml = sipp.SCENARIOS / "uac_call.xml"
+            per_client = self.call_plan
             limit = max(50, math.ceil(per_rate * (hold + 2.0)))
         expected_s = counts[0] / per_rate + hold
         timeout_s = expected_s + 8.0
@@ -164,11 +191,13 @@ class ServerBench:
         t0 = time.monotonic()
         clients = []
         for i, count in enumerate(counts):
+            inf, extra = per_client[i]
             argv = sipp.client_argv(
                 self.opts, scenario=xml, remote=self.remote,
                 local_port=self.client_ports[i], media_port=free_port(self.opts.local_ip),
                 inf=inf, rate=per_rate, calls=count, limit=limit, timeout_s=timeout_s)
             argv[argv.index("-rtt_freq") + 1] = str(RTT_BATCH)
+            argv += extra
             clients.append(sipp.SippProcess("uac", argv, step_dir / f"uac{i}"))
         results = [c.finish(t0 + timeout_s + 5) for c in clients]
         t1 = time.monotonic()
@@ -261,35 +290,45 @@ class ServerBench:
                 step.disturbed_attempts = 1
             result.steps.append(step)
             history.append((rate, step.passed))
+            if step.successful == 0:
+                # nothing works at all: a functional problem, not a capacity limit
+                result.note = (f"no call succeeded at {rate}/s, stopped: " + "; ".join(step.reasons)
+                               + (f"\n{step.errors[:1500]}" if step.errors else ""))
             verdict = "ok" if step.passed else "FAIL: " + "; ".join(step.reasons)
             p = f"p50 {step.p50_ms} ms p99 {step.p99_ms} ms" if step.p50_ms is not None else "no rtt"
             self.say(f"  {self.server.name} {scenario:8s} {rate:>6}/s  achieved {step.achieved_rate:>8.0f}/s"
                      f"  CPU server {step.server_cpu_pct:5.1f}% SIPp {step.sipp_cpu_pct:5.1f}%"
                      f" other {step.background_cpu_pct:5.1f}%  {p}  {verdict}")
+            if step.successful == 0:
+                break
         result.best_rate = Ladder.best(history)
         if history and all(ok for _, ok in history):
             result.note = f"no failure up to the ceiling of {ladder.ceiling}/s"
         return result
 
     def register_callees(self) -> str | None:
-        """Bind every callee to its UAS port (Expires 3600). Retried, since a freshly
-        provisioned server may take a moment to see new devices. None when all got 200."""
-        last = ""
-        for attempt in range(3):
-            count = self.n_callees
-            argv = sipp.client_argv(
-                self.opts, scenario=sipp.SCENARIOS / "register_callee.xml", remote=self.remote,
-                local_port=free_port(self.opts.local_ip), media_port=free_port(self.opts.local_ip),
-                inf=self.callee_csv, rate=min(200, count), calls=count, limit=50, timeout_s=30,
-                trace_rtt=False)
-            proc = sipp.SippProcess("uac", argv, self.workdir / f"callee-register-{attempt}")
-            res = proc.finish(time.monotonic() + 40)
-            if res.returncode == 0 and res.stats.get("successful") == count:
-                return None
-            last = (f"exit {res.returncode}, {res.stats.get('successful')}/{count} registered\n"
-                    + res.error_tail())
-            time.sleep(1.0)
-        return last
+        """Bind every callee to its UAS (Expires 3600), registering from the UAS's own port.
+        Retried, since a freshly provisioned server may take a moment to see new devices.
+        None when every REGISTER got its 200, else what went wrong."""
+        for j, (port, csv_path) in enumerate(self.callee_csvs):
+            count = len(csv_path.read_text().splitlines()) - 1
+            last = ""
+            for attempt in range(3):
+                argv = sipp.client_argv(
+                    self.opts, scenario=sipp.SCENARIOS / "register_callee.xml",
+                    remote=self.remote, local_port=port,
+                    media_port=free_port(self.opts.local_ip), inf=csv_path,
+                    rate=min(200, count), calls=count, limit=50, timeout_s=30, trace_rtt=False)
+                proc = sipp.SippProcess("uac", argv, self.workdir / f"callee-register-{j}-{attempt}")
+                res = proc.finish(time.monotonic() + 40)
+                if res.returncode == 0 and res.stats.get("successful") == count:
+                    break
+                last = (f"exit {res.returncode}, {res.stats.get('successful')}/{count} registered\n"
+                        + res.error_tail())
+                time.sleep(1.0)
+            else:
+                return last
+        return None
 
     def run(self, scenarios: Sequence[str]) -> dict[str, ScenarioResult]:
         out: dict[str, ScenarioResult] = {}
