@@ -18,6 +18,7 @@ import itertools
 import secrets
 import shutil
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -146,12 +147,24 @@ def sipp_binary() -> str:
 
 
 @pytest.fixture
-def pj_phone(pjsua2_available: None, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
+def event_pumps() -> list[Callable[[], None]]:
+    """Pumps of this test's in-process phone: run while waiting on subprocess phones."""
+    return []
+
+
+@pytest.fixture
+def pj_phone(
+    pjsua2_available: None,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    event_pumps: list[Callable[[], None]],
+) -> Iterator[Any]:
     """The one in-process pjsua2 phone of this test (destroyed after it)."""
     from tests.peers.pjphone import PhoneConfig, PjPhone
 
     phone = PjPhone(PhoneConfig(log_file=tmp_path / "pj_phone.pjsip.log"))
     phone.start()
+    event_pumps.append(lambda: phone.pump(10) if phone.running else None)
     add_failure_context(request.node, "in-process phone events", lambda: _events_text(phone.events))
     add_failure_context(request.node, "in-process phone SIP log (tail)", lambda: phone.sip_log()[-8000:])
     yield phone
@@ -160,15 +173,28 @@ def pj_phone(pjsua2_available: None, tmp_path: Path, request: pytest.FixtureRequ
 
 @pytest.fixture
 def phone_process(
-    pjsua2_available: None, tmp_path: Path, request: pytest.FixtureRequest
+    pjsua2_available: None,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    event_pumps: list[Callable[[], None]],
 ) -> Iterator[Callable[..., Any]]:
-    """`phone_process(sip_account, name=…, answer="200", …)` → a PhoneProcess, closed after."""
+    """`phone_process(sip_account, name=…, answer="200", …)` → a PhoneProcess, closed after.
+
+    While a test waits on it, the in-process phone (if any) keeps being pumped.
+    """
     from tests.peers.phone_process import PhoneProcess
 
     started: list[PhoneProcess] = []
 
+    def idle() -> None:
+        if event_pumps:
+            for pump in event_pumps:
+                pump()
+        else:
+            time.sleep(0.01)
+
     def start(account: Any, **kw: Any) -> PhoneProcess:
-        proc = PhoneProcess(account, tmp_path, **kw)
+        proc = PhoneProcess(account, tmp_path, idle=idle, **kw)
         started.append(proc)
         add_failure_context(request.node, f"phone process {proc.name}", proc.describe)
         return proc

@@ -88,6 +88,10 @@ def test_pjsua2_call_through_gateway_gives_answered_cdr(
         3.0,
     )
     assert confirmed["sip_call_id"] in call_ids(live), f"GET /calls during the call: {live}"
+    regs = api.registrations(account_id)
+    assert {alice.sip_username, bob.sip_username} <= registered_usernames(regs), (
+        f"GET /registrations during the call: {regs}"
+    )
 
     pj_phone.run_until(lambda: False, HOLD_SECONDS)
     pj_phone.hangup(call)

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +41,12 @@ class PhoneProcess:
         hangup_after: float | None = None,
         max_seconds: float = 60.0,
         extra_args: list[str] | None = None,
+        idle: Callable[[], None] | None = None,
     ) -> None:
+        """`idle` runs repeatedly while `expect()` waits: pass the in-process phone's pump, or
+        that phone (threadCnt=0) stops answering while the test waits on this one."""
         self.name = name
+        self._idle = idle
         self.events: list[dict[str, Any]] = []
         self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self.log_file = workdir / f"{name}.pjsip.log"
@@ -133,7 +138,12 @@ class PhoneProcess:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            if self._drain(min(remaining, 0.1)) == "closed":
+            if self._idle is not None:
+                self._idle()  # pumps for ~10 ms
+                state = self._drain(0)
+            else:
+                state = self._drain(min(remaining, 0.1))
+            if state == "closed":
                 # the process is gone and every event it printed is in `events`
                 for ev in self.events[seen:]:
                     if all(ev.get(k) == v for k, v in match.items()):

@@ -257,6 +257,10 @@ class PjPhone:
         if self._log_writer is not None:
             self._log_writer.close()
 
+    @property
+    def running(self) -> bool:
+        return self._ep is not None
+
     def __enter__(self) -> PjPhone:
         self.start()
         return self
