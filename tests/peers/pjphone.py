@@ -43,6 +43,15 @@ _CALL_STATES = {
 }
 
 
+_MEDIA_STATUS = {
+    pj.PJSUA_CALL_MEDIA_NONE: "none",
+    pj.PJSUA_CALL_MEDIA_ACTIVE: "active",
+    pj.PJSUA_CALL_MEDIA_LOCAL_HOLD: "local_hold",
+    pj.PJSUA_CALL_MEDIA_REMOTE_HOLD: "remote_hold",
+    pj.PJSUA_CALL_MEDIA_ERROR: "error",
+}
+
+
 @dataclass(frozen=True)
 class SipAccount:
     """Credentials and where to register; `registrar` is `host:port` (`[::1]:port` for IPv6)."""
@@ -350,6 +359,15 @@ class PjPhone:
                 prm.statusCode = code
             c.hangup(prm)
 
+    def hold(self, call_id: int) -> None:
+        """re-INVITE with a sendonly offer (in-dialog, routed by the Record-Route set)."""
+        self._calls[call_id].setHold(pj.CallOpParam(True))
+
+    def unhold(self, call_id: int) -> None:
+        prm = pj.CallOpParam(True)
+        prm.opt.flag = pj.PJSUA_CALL_UNHOLD
+        self._calls[call_id].reinvite(prm)
+
     def active_calls(self) -> list[int]:
         return [cid for cid, c in self._calls.items() if c.isActive()]
 
@@ -453,16 +471,27 @@ class PjPhone:
         self.emit(event)
 
     def _on_call_media_state(self, c: _Call) -> None:
-        """Loop received audio back out so RTP flows both ways on the null sound device."""
+        """Report the audio state (active / local_hold / remote_hold / …) and, when active,
+        loop the null sound device through the call so RTP flows both ways."""
         info = c.getInfo()
         for i, media in enumerate(info.media):
-            if media.type == pj.PJMEDIA_TYPE_AUDIO and media.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
+            if media.type != pj.PJMEDIA_TYPE_AUDIO:
+                continue
+            status = _MEDIA_STATUS.get(media.status, str(media.status))
+            if media.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
                 with contextlib.suppress(Exception):
                     aud = c.getAudioMedia(i)
                     assert self._ep is not None
                     self._ep.audDevManager().getCaptureDevMedia().startTransmit(aud)
                     aud.startTransmit(self._ep.audDevManager().getPlaybackDevMedia())
-                self.emit({"event": "media", "call": int(info.id), "active": True})
+            self.emit(
+                {
+                    "event": "media",
+                    "call": int(info.id),
+                    "status": status,
+                    "active": status == "active",
+                }
+            )
 
     def _run_pending(self) -> None:
         if not self._pending:

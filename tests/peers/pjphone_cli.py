@@ -6,7 +6,8 @@ this CLI with `python -m tests.peers.pjphone_cli …` (see `tests.peers.phone_pr
 stdout: one JSON event per line (`ready`, `reg`, `incoming`, `call_state`, `media`, `error`,
 `exit`); pjlib's own noise goes to stderr. stdin: JSON commands, one per line:
 `{"cmd": "call", "uri": "sip:…"}`, `{"cmd": "hangup"}`, `{"cmd": "answer", "call": 0, "code": 200}`,
-`{"cmd": "unregister"}`, `{"cmd": "quit"}`. EOF on stdin also quits.
+`{"cmd": "hold", "call": 0}`, `{"cmd": "unhold", "call": 0}`, `{"cmd": "unregister"}`,
+`{"cmd": "quit"}`. EOF on stdin also quits.
 
 Exit status: 0, or 1 when `--expect-reg CODE` was given and the first final REGISTER answer
 differed (so the CLI alone is a one-shot "does this account register?" check), 2 on bad use.
@@ -91,6 +92,10 @@ def _execute(phone: PjPhone, cmd: dict[str, Any]) -> bool:
         phone.hangup(cmd.get("call"), int(cmd.get("code", 0)))
     elif name == "answer":
         phone.answer(int(cmd["call"]), int(cmd.get("code", 200)))
+    elif name == "hold":
+        phone.hold(int(cmd["call"]))
+    elif name == "unhold":
+        phone.unhold(int(cmd["call"]))
     elif name == "unregister":
         phone.unregister()
     elif name == "status":
