@@ -133,9 +133,9 @@ def decide(attempt: Attempt, plan: PlanLike, usage: Usage, guard: FloodGuard = F
     if e164:
         if e164.startswith(plan.blocked_prefixes) and not e164.startswith(attempt.allowed_prefixes or ("\0",)):
             return Reject(403, "Destination blocked for fraud prevention (R25)", "R25")
-        if kind is CallType.PREMIUM or e164.startswith(plan.premium_prefixes):
-            if plan.premium == "refuse":
-                return Reject(403, "Premium and information services are not included (R28)", "R28")
+        premium = kind is CallType.PREMIUM or e164.startswith(plan.premium_prefixes)
+        if premium and plan.premium == "refuse":
+            return Reject(403, "Premium and information services are not included (R28)", "R28")
         if kind is CallType.INTERNATIONAL:
             intl = plan.international
             if not intl.allowed:
