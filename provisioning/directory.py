@@ -38,11 +38,16 @@ K = TypeVar("K")
 
 @dataclass(frozen=True, slots=True)
 class AccountEntry:
+    """`plan` is a plan id (`provisioning.plans.PlanCatalog.get`); `deposit_usd` the
+    deposits received (R24); `allowed_prefixes` lift the plan's blocked prefixes (R25)."""
+
     id: int
     name: str
     plan: str
     region: str
     status: str
+    deposit_usd: int = 0
+    allowed_prefixes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +127,9 @@ def _user_entry(user: User) -> UserEntry:
 def _account_entry(account: Account) -> AccountEntry:
     assert account.id is not None
     return AccountEntry(id=account.id, name=account.name, plan=account.plan,
-                        region=account.region, status=account.status)
+                        region=account.region, status=account.status,
+                        deposit_usd=account.deposit_usd,
+                        allowed_prefixes=tuple(account.allowed_prefixes or ()))
 
 
 # Columns in LineEntry field order: plain rows, no ORM objects (10x faster to load).

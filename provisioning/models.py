@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal, get_args
 
-from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlalchemy import JSON, Column, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from provisioning.db import UTCDateTime
@@ -32,6 +32,11 @@ class Account(SQLModel, table=True):
     region: str = Field(max_length=8)
     status: str = Field(default="active", max_length=16)
     created_at: datetime = Field(sa_type=UTCDateTime)
+    # R24: international calling is enabled once deposits reach the plan's requirement.
+    deposit_usd: int = Field(default=0, sa_column_kwargs={"server_default": text("0")})
+    # R25: E.164 prefixes ("+53…") this account may call although the plan blocks them.
+    allowed_prefixes: list[str] = Field(default_factory=list, sa_column=Column(
+        JSON, nullable=False, default=list, server_default=text("'[]'")))
 
 
 class User(SQLModel, table=True):

@@ -20,6 +20,7 @@ _EXTENSION_RE = re.compile(r"^[0-9]{2,10}$")
 _NAMED_USER_RE = re.compile(r"^[a-z0-9._%+'-]+@[a-z0-9-]+(\.[a-z0-9-]+)+$")
 _CALLBACK_RE = re.compile(r"^\+?[0-9]{3,15}$")
 _MAC_RE = re.compile(r"^[0-9a-f]{12}$")
+_E164_PREFIX_RE = re.compile(r"^\+[1-9][0-9]{0,14}$")
 
 CIVIC_MAX = 200
 
@@ -36,7 +37,8 @@ class _Out(BaseModel):
 
 class AccountCreate(_In):
     name: str = Field(min_length=1, max_length=200)
-    plan: str = Field(min_length=1, max_length=40, description="Only `connect` for now.")
+    plan: str = Field(min_length=1, max_length=40,
+                      description="A plan id of `GET /api/v1/plans` (connect, grasshopper, openvoice, meeting).")
     region: str = Field(min_length=2, max_length=8, description="US, CA, EU, UK or AU.")
 
     @field_validator("region")
@@ -52,6 +54,29 @@ class AccountOut(_Out):
     region: str
     status: str
     created_at: datetime
+    deposit_usd: int
+    allowed_prefixes: list[str]
+
+
+class DepositIn(_In):
+    amount_usd: int = Field(gt=0, le=1_000_000, description="Whole US dollars received (R24).")
+
+
+def check_e164_prefix(v: str) -> str:
+    v = v.replace(" ", "")
+    if not _E164_PREFIX_RE.match(v):
+        raise ValueError("must be an E.164 prefix: '+' then 1 to 15 digits, e.g. +53")
+    return v
+
+
+class AllowedPrefixesIn(_In):
+    prefixes: list[str] = Field(max_length=200, description="E.164 prefixes the account may call "
+                                "although its plan blocks them (R25); replaces the list.")
+
+    @field_validator("prefixes")
+    @classmethod
+    def _prefixes(cls, v: list[str]) -> list[str]:
+        return [check_e164_prefix(p) for p in v]
 
 
 # --- users ----------------------------------------------------------------------------------

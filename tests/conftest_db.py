@@ -10,6 +10,9 @@ import what they use, e.g. `from tests.conftest_db import db_url  # noqa: F401`.
   PostgreSQL variants are skipped with a loud reason.
 - `ManualClock`: the injected clock, moved by the test.
 - `ApiServer`: a real uvicorn server on 127.0.0.1:<free port> in a thread.
+- `prov` (module scope, one per backend): the provisioning API served by
+  `ApiServer` over `db_url`, with an `Api` helper (authorised and anonymous
+  httpx clients, the directory, the clock, every published change).
 """
 
 from __future__ import annotations
@@ -23,14 +26,23 @@ import threading
 import time
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
+import httpx
 import psycopg
 import pytest
 import uvicorn
 from fastapi import FastAPI
+from sqlalchemy.engine import Engine
+
+from provisioning.api import ProvisioningContext, create_app
+from provisioning.db import init_db, make_engine
+from provisioning.directory import Directory
+from provisioning.events import Change, ChangeBus
 
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 _pg_state: dict[str, str | None] = {}  # per test session: url → None (ok) or the failure reason
@@ -157,3 +169,99 @@ class ApiServer:
         self._server.should_exit = True
         self._thread.join(timeout=20)
         self._sock.close()
+
+
+SIP_DOMAIN = "lab.voiplab.test"
+
+
+class StaticLiveView:
+    """Stands in for the gateway's LiveView: whatever the test puts in it."""
+
+    def __init__(self) -> None:
+        self.regs: list[dict[str, Any]] = []
+        self.active_calls: list[dict[str, Any]] = []
+
+    def registrations(self) -> list[dict[str, Any]]:
+        return list(self.regs)
+
+    def calls(self) -> list[dict[str, Any]]:
+        return list(self.active_calls)
+
+
+@dataclass
+class Api:
+    http: httpx.Client  # authorised
+    anon: httpx.Client  # no token
+    engine: Engine
+    directory: Directory
+    clock: ManualClock
+    live: StaticLiveView
+    changes: list[Change] = field(default_factory=list)
+
+    def post(self, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
+        return self.http.post(f"/api/v1{path}", json=body)
+
+    def get(self, path: str, **params: Any) -> httpx.Response:
+        return self.http.get(f"/api/v1{path}", params=params)
+
+    # helpers that build fixtures through the API itself
+    def account(self, **kw: Any) -> dict[str, Any]:
+        body = {"name": f"acme-{secrets.token_hex(3)}", "plan": "connect", "region": "US", **kw}
+        r = self.post("/accounts", body)
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    def user(self, account_id: int, extension: str, **kw: Any) -> dict[str, Any]:
+        body = {"named_user_id": f"jane.doe.{secrets.token_hex(4)}@example.com",
+                "display_name": "Jane Doe", "extension": extension, **kw}
+        r = self.post(f"/accounts/{account_id}/users", body)
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    def location(self, account_id: int, **kw: Any) -> dict[str, Any]:
+        body = {"country": "US", "a1": "TX", "a3": "Austin", "rd": "Congress", "sts": "Ave",
+                "hno": "100", "pc": "78701", "flr": "3", "room": "301",
+                "callback_number": "+15125550100", **kw}
+        r = self.post(f"/accounts/{account_id}/locations", body)
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    def softphone(self, account_id: int, user_ids: list[int]) -> dict[str, Any]:
+        r = self.post(f"/accounts/{account_id}/devices", {
+            "hardware_profile": "softphone-desktop", "name": "laptop",
+            "lines": [{"user_id": u} for u in user_ids]})
+        assert r.status_code == 201, r.text
+        return r.json()
+
+
+def random_mac() -> str:
+    return "00:15:65:" + ":".join(f"{b:02X}" for b in secrets.token_bytes(3))
+
+
+@pytest.fixture(scope="module")
+def prov(db_url: str) -> Iterator[Api]:
+    engine = make_engine(db_url)
+    init_db(engine)
+    bus = ChangeBus()
+    directory = Directory(engine)
+    directory.load_all()
+    bus.subscribe(directory.apply)
+    clock = ManualClock()
+    live = StaticLiveView()
+    token = secrets.token_urlsafe(16)
+    ctx = ProvisioningContext(engine=engine, api_token=token, sip_domain=SIP_DOMAIN, now=clock,
+                              bus=bus, live=live)
+    with ApiServer(create_app(ctx)) as server, \
+            httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {token}"},
+                         timeout=30) as http, \
+            httpx.Client(base_url=server.base_url, timeout=30) as anon:
+        a = Api(http=http, anon=anon, engine=engine, directory=directory, clock=clock, live=live)
+        bus.subscribe(a.changes.append)
+        yield a
+    engine.dispose()
+
+
+def loc(resp: httpx.Response) -> list[list[Any]]:
+    """The `loc` of every error in a 422 body."""
+    assert resp.status_code == 422, resp.text
+    return [d["loc"] for d in resp.json()["detail"]]

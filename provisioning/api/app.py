@@ -12,7 +12,17 @@ from fastapi import APIRouter, Depends, FastAPI
 from provisioning.api import errors
 from provisioning.api.context import ProvisioningContext
 from provisioning.api.deps import require_token
-from provisioning.api.routes import accounts, catalog, cdrs, devices, health, live, locations, users
+from provisioning.api.routes import (
+    accounts,
+    catalog,
+    cdrs,
+    devices,
+    health,
+    live,
+    locations,
+    plans,
+    users,
+)
 
 API_PREFIX = "/api/v1"
 
@@ -28,7 +38,7 @@ def create_app(ctx: ProvisioningContext) -> FastAPI:
     errors.install(app)
     app.include_router(health.router)
     v1 = APIRouter(prefix=API_PREFIX, dependencies=[Depends(require_token)])
-    for module in (accounts, users, locations, devices, live, cdrs, catalog):
+    for module in (accounts, users, locations, devices, live, cdrs, catalog, plans):
         v1.include_router(module.router)
     app.include_router(v1)
     return app

@@ -2,7 +2,7 @@
 
 `ProvisioningContext` carries shared, long-lived collaborators (no globals):
 the engine, the API token, the SIP domain, the one injected clock, the change
-bus, the hardware catalog, and a `LiveView` onto the gateway's in-memory
+bus, the hardware catalog, the service plans, and a `LiveView` onto the gateway's in-memory
 state for `GET /registrations` and `GET /calls`.
 """
 
@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from hardware_profiles.catalog import HardwareCatalog, load_catalog
 from provisioning.cdrs import CdrStore
 from provisioning.events import ChangeBus
+from provisioning.plans import PlanCatalog, load_plans
 
 
 @runtime_checkable
@@ -54,6 +55,7 @@ class ProvisioningContext:
     bus: ChangeBus
     live: LiveView = field(default_factory=NoLiveView)
     catalog: HardwareCatalog = field(default_factory=load_catalog)
+    plans: PlanCatalog = field(default_factory=load_plans)
     cdrs: CdrStore | None = None  # defaults to CdrStore(engine)
 
     def cdr_store(self) -> CdrStore:

@@ -48,7 +48,7 @@ SessionDep = Annotated[Session, Depends(get_session)]
 
 def get_env(ctx: Ctx, session: SessionDep, actor: Annotated[str, Depends(require_token)]) -> ServiceEnv:
     return ServiceEnv(session=session, now=ctx.now, sip_domain=ctx.sip_domain, catalog=ctx.catalog,
-                      bus=ctx.bus, actor=actor)
+                      bus=ctx.bus, actor=actor, plans=ctx.plans)
 
 
 EnvDep = Annotated[ServiceEnv, Depends(get_env)]

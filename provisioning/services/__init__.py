@@ -7,10 +7,11 @@ publishes a `Change`. Reads take a plain `Session`.
 
 from provisioning.services.accounts import (
     REGIONS,
-    SUPPORTED_PLANS,
     create_account,
     get_account,
     list_accounts,
+    record_deposit,
+    set_allowed_prefixes,
 )
 from provisioning.services.devices import (
     R12_MESSAGE,
@@ -29,7 +30,6 @@ from provisioning.services.users import create_user, get_user, list_users
 __all__ = [
     "R12_MESSAGE",
     "REGIONS",
-    "SUPPORTED_PLANS",
     "Clock",
     "ProvisionedDevice",
     "ServiceEnv",
@@ -47,5 +47,7 @@ __all__ = [
     "list_devices",
     "list_locations",
     "list_users",
+    "record_deposit",
     "rotate_line_password",
+    "set_allowed_prefixes",
 ]

@@ -1,4 +1,5 @@
-"""Accounts (tenants)."""
+"""Accounts (tenants): plan, region, international deposit (R24) and the
+per-account allow-list that lifts blocked destinations (R25)."""
 
 from __future__ import annotations
 
@@ -11,19 +12,16 @@ from provisioning.models import Account
 from provisioning.schemas import AccountCreate
 from provisioning.services.env import ServiceEnv, get_or_404
 
-# Plans become data files with their limits in a later issue; until then the
-# issue allows exactly one.
-SUPPORTED_PLANS = ("connect",)
 REGIONS = ("US", "CA", "EU", "UK", "AU")
 
 
 def create_account(env: ServiceEnv, data: AccountCreate) -> Account:
-    if data.plan not in SUPPORTED_PLANS:
-        raise Invalid("plan", f"unsupported plan {data.plan!r}; supported: {', '.join(SUPPORTED_PLANS)}")
+    if data.plan not in env.plans:
+        raise Invalid("plan", f"unknown plan {data.plan!r}; one of {', '.join(env.plans.ids)}")
     if data.region not in REGIONS:
         raise Invalid("region", f"unknown region {data.region!r}; one of {', '.join(REGIONS)}")
     account = Account(name=data.name, plan=data.plan, region=data.region, status="active",
-                      created_at=env.now())
+                      created_at=env.now(), deposit_usd=0, allowed_prefixes=[])
     env.session.add(account)
     env.session.flush()
     assert account.id is not None
@@ -31,6 +29,37 @@ def create_account(env: ServiceEnv, data: AccountCreate) -> Account:
                  entity="account", entity_id=account.id, account_id=account.id,
                  detail=data.model_dump())
     env.commit(Change("account.created", account.id, account.id))
+    return account
+
+
+def record_deposit(env: ServiceEnv, account_id: int, amount_usd: int) -> Account:
+    """Add a deposit (R24: international calling needs one before it is enabled).
+    Deposits only accumulate; refunds are out of scope."""
+    if amount_usd <= 0:
+        raise Invalid("amount_usd", "must be a positive number of US dollars")
+    account = get_or_404(env.session, Account, account_id)
+    before = account.deposit_usd
+    account.deposit_usd = before + amount_usd
+    env.session.add(account)
+    audit.record(env.session, at=env.now(), actor=env.actor, action="account.deposit_recorded",
+                 entity="account", entity_id=account_id, account_id=account_id,
+                 detail={"amount_usd": amount_usd, "deposit_usd_before": before,
+                         "deposit_usd": account.deposit_usd})
+    env.commit(Change("account.deposit_recorded", account_id, account_id))
+    return account
+
+
+def set_allowed_prefixes(env: ServiceEnv, account_id: int, prefixes: list[str]) -> Account:
+    """Replace the account's R25 allow-list (granted "on request, under conditions")."""
+    account = get_or_404(env.session, Account, account_id)
+    before = list(account.allowed_prefixes)
+    ordered = sorted(set(prefixes))
+    account.allowed_prefixes = ordered
+    env.session.add(account)
+    audit.record(env.session, at=env.now(), actor=env.actor, action="account.allowed_prefixes_set",
+                 entity="account", entity_id=account_id, account_id=account_id,
+                 detail={"before": before, "after": ordered})
+    env.commit(Change("account.allowed_prefixes_set", account_id, account_id))
     return account
 
 

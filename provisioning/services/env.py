@@ -1,16 +1,16 @@
 """What every service function needs, passed in (no globals).
 
 `ServiceEnv` bundles the session, the injected clock, the change bus, the
-acting principal, the SIP domain (realm for new credentials) and the hardware
-catalog. `commit()` ends the unit of work: it commits, turns unique-constraint
-races into `Conflict`, and only then publishes the change events, so no
-subscriber ever sees a change that was rolled back.
+acting principal, the SIP domain (realm for new credentials), the hardware
+catalog and the service plans. `commit()` ends the unit of work: it commits,
+turns unique-constraint races into `Conflict`, and only then publishes the
+change events, so no subscriber ever sees a change that was rolled back.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
@@ -20,6 +20,7 @@ from sqlmodel import Session, SQLModel
 from hardware_profiles.catalog import HardwareCatalog
 from provisioning.errors import Conflict, NotFound
 from provisioning.events import Change, ChangeBus
+from provisioning.plans import PlanCatalog, load_plans
 
 Clock = Callable[[], datetime]
 T = TypeVar("T", bound=SQLModel)
@@ -42,6 +43,8 @@ class ServiceEnv:
     catalog: HardwareCatalog
     bus: ChangeBus | None = None
     actor: str = "system"
+    # Long-lived callers (the API) pass their loaded catalog; the default loads the shipped files.
+    plans: PlanCatalog = field(default_factory=load_plans)
 
     def commit(self, *changes: Change) -> None:
         try:

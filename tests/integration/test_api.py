@@ -8,120 +8,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-import secrets
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from provisioning.api import ProvisioningContext, create_app
 from provisioning.cdrs import CdrStore
-from provisioning.db import init_db, make_engine
 from provisioning.directory import Directory
-from provisioning.events import Change, ChangeBus
 from provisioning.models import AuditEvent, Line
-from tests.conftest_db import ApiServer, ManualClock, db_url  # noqa: F401
+from tests import conftest_db
+from tests.conftest_db import SIP_DOMAIN, Api, loc, random_mac
 
-SIP_DOMAIN = "lab.voiplab.test"
-
-
-class StaticLiveView:
-    """Stands in for the gateway's LiveView: whatever the test puts in it."""
-
-    def __init__(self) -> None:
-        self.regs: list[dict[str, Any]] = []
-        self.active_calls: list[dict[str, Any]] = []
-
-    def registrations(self) -> list[dict[str, Any]]:
-        return list(self.regs)
-
-    def calls(self) -> list[dict[str, Any]]:
-        return list(self.active_calls)
-
-
-@dataclass
-class Api:
-    http: httpx.Client  # authorised
-    anon: httpx.Client  # no token
-    engine: Engine
-    directory: Directory
-    clock: ManualClock
-    live: StaticLiveView
-    changes: list[Change] = field(default_factory=list)
-
-    def post(self, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
-        return self.http.post(f"/api/v1{path}", json=body)
-
-    def get(self, path: str, **params: Any) -> httpx.Response:
-        return self.http.get(f"/api/v1{path}", params=params)
-
-    # helpers that build fixtures through the API itself
-    def account(self, **kw: Any) -> dict[str, Any]:
-        body = {"name": f"acme-{secrets.token_hex(3)}", "plan": "connect", "region": "US", **kw}
-        r = self.post("/accounts", body)
-        assert r.status_code == 201, r.text
-        return r.json()
-
-    def user(self, account_id: int, extension: str, **kw: Any) -> dict[str, Any]:
-        body = {"named_user_id": f"jane.doe.{secrets.token_hex(4)}@example.com",
-                "display_name": "Jane Doe", "extension": extension, **kw}
-        r = self.post(f"/accounts/{account_id}/users", body)
-        assert r.status_code == 201, r.text
-        return r.json()
-
-    def location(self, account_id: int, **kw: Any) -> dict[str, Any]:
-        body = {"country": "US", "a1": "TX", "a3": "Austin", "rd": "Congress", "sts": "Ave",
-                "hno": "100", "pc": "78701", "flr": "3", "room": "301",
-                "callback_number": "+15125550100", **kw}
-        r = self.post(f"/accounts/{account_id}/locations", body)
-        assert r.status_code == 201, r.text
-        return r.json()
-
-    def softphone(self, account_id: int, user_ids: list[int]) -> dict[str, Any]:
-        r = self.post(f"/accounts/{account_id}/devices", {
-            "hardware_profile": "softphone-desktop", "name": "laptop",
-            "lines": [{"user_id": u} for u in user_ids]})
-        assert r.status_code == 201, r.text
-        return r.json()
-
-
-def random_mac() -> str:
-    return "00:15:65:" + ":".join(f"{b:02X}" for b in secrets.token_bytes(3))
-
-
-@pytest.fixture(scope="module")
-def prov(db_url: str) -> Iterator[Api]:  # noqa: F811
-    engine = make_engine(db_url)
-    init_db(engine)
-    bus = ChangeBus()
-    directory = Directory(engine)
-    directory.load_all()
-    bus.subscribe(directory.apply)
-    clock = ManualClock()
-    live = StaticLiveView()
-    token = secrets.token_urlsafe(16)
-    ctx = ProvisioningContext(engine=engine, api_token=token, sip_domain=SIP_DOMAIN, now=clock,
-                              bus=bus, live=live)
-    with ApiServer(create_app(ctx)) as server, \
-            httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {token}"},
-                         timeout=30) as http, \
-            httpx.Client(base_url=server.base_url, timeout=30) as anon:
-        a = Api(http=http, anon=anon, engine=engine, directory=directory, clock=clock, live=live)
-        bus.subscribe(a.changes.append)
-        yield a
-    engine.dispose()
-
-
-def loc(resp: httpx.Response) -> list[list[Any]]:
-    assert resp.status_code == 422, resp.text
-    return [d["loc"] for d in resp.json()["detail"]]
-
+# Fixtures used here: one API server per backend (SQLite, PostgreSQL) for this module.
+db_url, prov = conftest_db.db_url, conftest_db.prov
 
 # --- public endpoints and auth -------------------------------------------------------------
 

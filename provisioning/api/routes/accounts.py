@@ -5,7 +5,7 @@ from fastapi import APIRouter, status
 from provisioning import services
 from provisioning.api.deps import EnvDep, SessionDep
 from provisioning.api.routes.common import Limit, Offset
-from provisioning.schemas import AccountCreate, AccountOut
+from provisioning.schemas import AccountCreate, AccountOut, AllowedPrefixesIn, DepositIn
 
 router = APIRouter(prefix="/accounts", tags=["accounts"])
 
@@ -23,3 +23,16 @@ def list_accounts(session: SessionDep, limit: Limit = 100, offset: Offset = 0) -
 @router.get("/{account_id}", response_model=AccountOut)
 def get_account(account_id: int, session: SessionDep) -> AccountOut:
     return AccountOut.model_validate(services.get_account(session, account_id))
+
+
+@router.post("/{account_id}/deposit", response_model=AccountOut)
+def record_deposit(account_id: int, body: DepositIn, env: EnvDep) -> AccountOut:
+    """Record a deposit; `deposit_usd` is the running total (R24: international calling
+    is enabled once it reaches the plan's `international.deposit_required_usd`)."""
+    return AccountOut.model_validate(services.record_deposit(env, account_id, body.amount_usd))
+
+
+@router.put("/{account_id}/allowed-prefixes", response_model=AccountOut)
+def set_allowed_prefixes(account_id: int, body: AllowedPrefixesIn, env: EnvDep) -> AccountOut:
+    """Replace the prefixes this account may call although its plan blocks them (R25)."""
+    return AccountOut.model_validate(services.set_allowed_prefixes(env, account_id, body.prefixes))
