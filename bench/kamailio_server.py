@@ -30,7 +30,7 @@ class KamailioServer:
 
     def __init__(self, workdir: Path, sip_host: str, sip_port: int, domain: str,
                  binary: str = "/usr/sbin/kamailio", children: int = 2,
-                 shm_mb: int = 512, pkg_mb: int = 16) -> None:
+                 shm_mb: int = 1024, pkg_mb: int = 16) -> None:
         self.workdir = workdir
         self.sip_host = sip_host
         self.sip_port = sip_port
@@ -101,7 +101,8 @@ class KamailioServer:
         try:
             out = subprocess.run([self.binary, "-v"], capture_output=True, text=True,
                                  timeout=10, check=False).stdout
-            version = out.splitlines()[0].removeprefix("version: ").strip() if out else "unknown"
+            first = out.splitlines()[0] if out else ""
+            version = first.removeprefix("version: ").removeprefix("kamailio ").strip() or "unknown"
         except OSError:
             version = "unknown"
         return ServerInfo(

@@ -115,9 +115,14 @@ def bottleneck(scen: dict[str, Any], nproc: int) -> str:
     cpu = (f"server {s['server_cpu_pct']:.0f} %, SIPp {s['sipp_cpu_pct']:.0f} % (busiest SIPp "
            f"process {s['sipp_busiest_pct']:.0f} %), other {s.get('background_cpu_pct', 0):.0f} %")
     parts.append("CPU " + cpu + f" of {nproc * 100} %")
+    busy = s["server_cpu_pct"] + s["sipp_cpu_pct"] + s.get("background_cpu_pct", 0)
     if s["sipp_busiest_pct"] >= 90:
         parts.append("a SIPp process was using a whole core: SIPp may be the limit")
-    elif s["server_cpu_pct"] + s["sipp_cpu_pct"] + s.get("background_cpu_pct", 0) >= 0.8 * nproc * 100:
+    elif busy < 0.6 * nproc * 100 and s["server_cpu_pct"] < 70 and (s.get("p99_ms") or 0) >= 500:
+        parts.append("neither the server nor the machine was CPU-bound, yet answers took over "
+                     "T1 (500 ms): the server stalls now and then (look for blocking work on "
+                     "its event loop, GC pauses, periodic sweeps)")
+    elif busy >= 0.8 * nproc * 100:
         parts.append("the cores were (nearly) all busy: the machine is the limit")
     return ", ".join(parts)
 
@@ -190,7 +195,8 @@ def render_section(data: dict[str, Any]) -> str:
                     f"{s['achieved_rate']:.0f} | {s['server_cpu_pct']:.0f} % | "
                     f"{s['sipp_cpu_pct']:.0f} % | {s.get('background_cpu_pct', 0):.0f} % | "
                     f"{_ms(s['p50_ms'], tick)} / {_ms(s['p99_ms'], tick)} | {'; '.join(s['reasons'])}"
-                    f"{' (re-run once: background load)' if s.get('disturbed_attempts') else ''} |")
+                    + (f" (first attempt failed with other load: {'; '.join(s.get('disturbed_reasons', []))})"
+                       if s.get("disturbed_attempts") else "") + " |")
             lines.append("")
     lines += [
         "CPU figures are per cent of one core (the machine has "

@@ -75,6 +75,7 @@ class Step:
     rtt_tick_ms: float | None = None  # smallest non-zero response time seen: SIPp's clock step
     errors: str = ""
     disturbed_attempts: int = 0  # failed attempts re-run because of background load
+    disturbed_reasons: list[str] = field(default_factory=list)  # why that attempt failed
 
 
 @dataclass
@@ -286,8 +287,10 @@ class ServerBench:
                 self.say(f"  {self.server.name} {scenario:8s} {rate:>6}/s  failed with "
                          f"{step.background_cpu_pct:.0f} % background CPU, running it again")
                 self._settle()
+                first = step
                 step = self._run_step(scenario, rate)
                 step.disturbed_attempts = 1
+                step.disturbed_reasons = [*first.reasons, f"{first.background_cpu_pct:.0f} % other CPU"]
             result.steps.append(step)
             history.append((rate, step.passed))
             if step.successful == 0:
