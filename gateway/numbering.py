@@ -119,16 +119,3 @@ def classify(dialled: str, region: str) -> Destination:
         return Destination(CallType.DOMESTIC, e164, cc)
     return Destination(CallType.INTERNATIONAL, e164, cc)
 
-
-def billable_seconds(duration: float, increment: int, minimum: int) -> int:
-    """Round a call's duration up to the billing increment, with a minimum (R24: 6 s, 18 s).
-
-    Unanswered calls (0 s) bill nothing.  Fractions of a second count as a
-    started second, so 1 s → 18 s, 19 s → 24 s, 61 s → 66 s.
-    """
-    if duration <= 0:
-        return 0
-    whole = int(duration) if duration == int(duration) else int(duration) + 1
-    if increment > 1:
-        whole = -(-whole // increment) * increment
-    return max(whole, minimum)

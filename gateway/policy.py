@@ -19,35 +19,8 @@ the same id in the call record.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
-
 from gateway.numbering import CallType, Destination
-
-
-class FairUseLike(Protocol):
-    minutes: int
-    basis: str  # "account" | "authorised_user" | "audio_user"
-    counts: str  # "all" | "pstn" | "meeting"
-    over: str  # "refuse" | "overage"
-    rule_id: str
-
-
-class InternationalLike(Protocol):
-    allowed: bool
-    deposit_required_usd: int | None
-    rule_id: str
-
-
-class PlanLike(Protocol):
-    """The fields of ``provisioning.plans.Plan`` that policy reads."""
-
-    id: str
-    max_concurrent_calls: int | None
-    fair_use: FairUseLike | None
-    international: InternationalLike
-    blocked_prefixes: tuple[str, ...]
-    premium_prefixes: tuple[str, ...]
-    premium: str  # "refuse" | "exclude"
+from provisioning.plans import Plan
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +52,7 @@ class Usage:
     line_active: int = 0
     licence_active: int = 0
     fair_use_minutes: float = 0.0  # used this month in the plan's fair-use category
-    fair_use_limit: float | None = None  # minutes × basis count, computed by the caller
+    fair_use_limit: float | None = None  # plan.fair_use.monthly_limit(...) for the account
     source_rate: int = 0  # attempts from this source inside the flood window, this one included
     callee_rate: int = 0
     source_banned: bool = False
@@ -115,7 +88,7 @@ def counts_for_fair_use(counts: str, kind: CallType) -> bool:
     return False
 
 
-def decide(attempt: Attempt, plan: PlanLike, usage: Usage, guard: FloodGuard = FloodGuard()) -> Decision:
+def decide(attempt: Attempt, plan: Plan, usage: Usage, guard: FloodGuard = FloodGuard()) -> Decision:
     kind = attempt.destination.kind
     e164 = attempt.destination.e164 or ""
 
@@ -131,20 +104,18 @@ def decide(attempt: Attempt, plan: PlanLike, usage: Usage, guard: FloodGuard = F
 
     # where the call goes
     if e164:
-        if e164.startswith(plan.blocked_prefixes) and not e164.startswith(attempt.allowed_prefixes or ("\0",)):
+        if plan.is_blocked(e164, attempt.allowed_prefixes):
             return Reject(403, "Destination blocked for fraud prevention (R25)", "R25")
-        premium = kind is CallType.PREMIUM or e164.startswith(plan.premium_prefixes)
+        premium = kind is CallType.PREMIUM or plan.is_premium(e164)
         if premium and plan.premium == "refuse":
             return Reject(403, "Premium and information services are not included (R28)", "R28")
-        if kind is CallType.INTERNATIONAL:
-            intl = plan.international
+        intl = plan.international
+        if kind is CallType.INTERNATIONAL and not intl.enabled_for(attempt.deposit_usd):
             if not intl.allowed:
                 return Reject(403, f"International calling is not part of this plan ({intl.rule_id})",
                               intl.rule_id)
-            need = intl.deposit_required_usd
-            if need and attempt.deposit_usd < need:
-                return Reject(403, f"International calling needs a USD {need} deposit ({intl.rule_id})",
-                              intl.rule_id)
+            return Reject(403, f"International calling needs a USD {intl.deposit_required_usd} deposit "
+                               f"({intl.rule_id})", intl.rule_id)
 
     # how much is in use
     cap = plan.max_concurrent_calls
@@ -164,16 +135,3 @@ def decide(attempt: Attempt, plan: PlanLike, usage: Usage, guard: FloodGuard = F
         return Admit(overage=True, counts_for_fair_use=True)
     return Admit(overage=False, counts_for_fair_use=counted)
 
-
-def fair_use_limit(plan: PlanLike, authorised_users: int, audio_users: int) -> float | None:
-    """The month's allowance in minutes: per account, or per (authorised / audio) user (R20, R26, R31)."""
-    fair = plan.fair_use
-    if fair is None:
-        return None
-    if fair.basis == "account":
-        return float(fair.minutes)
-    if fair.basis == "authorised_user":
-        return float(fair.minutes * max(authorised_users, 1))
-    if fair.basis == "audio_user":
-        return float(fair.minutes * max(audio_users, 1))
-    raise ValueError(f"unknown fair-use basis {fair.basis!r}")

@@ -2,45 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import pytest
 
-from gateway.numbering import CallType, Destination, billable_seconds, classify, to_e164
-from gateway.policy import Admit, Attempt, FloodGuard, Reject, Usage, decide, fair_use_limit
+from gateway.numbering import CallType, Destination, classify, to_e164
+from gateway.policy import Admit, Attempt, FloodGuard, Reject, Usage, decide
+from provisioning.plans import FairUse, load_plans
 
 
-@dataclass(frozen=True)
-class FairUse:
-    minutes: int
-    basis: str
-    counts: str
-    over: str
-    rule_id: str
-
-
-@dataclass(frozen=True)
-class International:
-    allowed: bool = True
-    deposit_required_usd: int | None = 500
-    rule_id: str = "R24"
-
-
-@dataclass(frozen=True)
-class Plan:
-    id: str = "grasshopper"
-    max_concurrent_calls: int | None = 50
-    fair_use: FairUse | None = FairUse(50_000, "account", "all", "refuse", "R20")
-    international: International = field(default_factory=International)
-    blocked_prefixes: tuple[str, ...] = ("+882", "+883", "+216")
-    premium_prefixes: tuple[str, ...] = ("+1900",)
-    premium: str = "refuse"
-
-
-GRASSHOPPER = Plan()
-CONNECT = Plan(id="connect", max_concurrent_calls=None,
-               fair_use=FairUse(2_500, "authorised_user", "pstn", "overage", "R26"),
-               international=International(deposit_required_usd=None))
+PLANS = load_plans()
+GRASSHOPPER = PLANS.plans["grasshopper"]
+CONNECT = PLANS.plans["connect"]
 
 
 def attempt(dialled: str, region: str = "US", **kw: object) -> Attempt:
@@ -75,16 +48,18 @@ def test_e164_rejects_non_numbers() -> None:
     (0, 0), (0.4, 18), (1, 18), (17, 18), (18, 18), (18.2, 24), (19, 24), (24, 24), (61, 66), (3600, 3600),
 ])
 def test_r24_billing_increments(duration: float, billable: int) -> None:
-    assert billable_seconds(duration, 6, 18) == billable
+    assert GRASSHOPPER.billing.billable_seconds(duration) == billable
 
 
 def test_plain_on_net_call_is_admitted() -> None:
     assert decide(attempt("1002"), GRASSHOPPER, Usage()) == Admit(overage=False, counts_for_fair_use=True)
 
 
-@pytest.mark.parametrize(("active", "admitted"), [(0, True), (49, True), (50, False), (51, False)])
-def test_r20_concurrency_cap_boundary(active: int, admitted: bool) -> None:
-    result = decide(attempt("1002"), GRASSHOPPER, Usage(account_active=active))
+@pytest.mark.parametrize(("below", "admitted"), [(50, True), (1, True), (0, False), (-1, False)])
+def test_r20_concurrency_cap_boundary(below: int, admitted: bool) -> None:
+    cap = GRASSHOPPER.max_concurrent_calls
+    assert cap == 50  # the seed's number, from the plan data
+    result = decide(attempt("1002"), GRASSHOPPER, Usage(account_active=cap - below))
     if admitted:
         assert isinstance(result, Admit)
     else:
@@ -104,9 +79,10 @@ def test_r4_concurrent_licence_carries_one_call() -> None:
 
 
 def test_r25_blocked_prefix_and_account_allow_list() -> None:
-    blocked = decide(attempt("011216123456789", deposit_usd=500), GRASSHOPPER, Usage())
+    assert GRASSHOPPER.is_blocked("+2521234567")
+    blocked = decide(attempt("0112521234567", deposit_usd=500), GRASSHOPPER, Usage())
     assert isinstance(blocked, Reject) and blocked.rule_id == "R25" and blocked.status == 403
-    allowed = decide(attempt("011216123456789", deposit_usd=500, allowed_prefixes=("+216",)), GRASSHOPPER,
+    allowed = decide(attempt("0112521234567", deposit_usd=500, allowed_prefixes=("+252",)), GRASSHOPPER,
                      Usage())
     assert isinstance(allowed, Admit)
 
@@ -125,7 +101,8 @@ def test_r28_premium_refused() -> None:
 
 
 def test_r20_fair_use_refuses_at_the_allowance() -> None:
-    limit = fair_use_limit(GRASSHOPPER, authorised_users=3, audio_users=0)
+    assert GRASSHOPPER.fair_use is not None
+    limit = GRASSHOPPER.fair_use.monthly_limit(authorised_users=3)
     assert limit == 50_000
     assert isinstance(decide(attempt("1002"), GRASSHOPPER, Usage(fair_use_minutes=49_999.9, fair_use_limit=limit)),
                       Admit)
@@ -134,7 +111,8 @@ def test_r20_fair_use_refuses_at_the_allowance() -> None:
 
 
 def test_r26_connect_counts_pstn_per_user_and_marks_overage() -> None:
-    limit = fair_use_limit(CONNECT, authorised_users=4, audio_users=0)
+    assert CONNECT.fair_use is not None
+    limit = CONNECT.fair_use.monthly_limit(authorised_users=4)
     assert limit == 10_000
     on_net = decide(attempt("1002"), CONNECT, Usage(fair_use_minutes=20_000, fair_use_limit=limit))
     assert on_net == Admit(overage=False, counts_for_fair_use=False)  # on-net minutes do not count
@@ -153,7 +131,7 @@ def test_r27_flood_guard_trips_and_bans() -> None:
 
 def test_abuse_is_refused_before_anything_else() -> None:
     usage = Usage(account_active=100, source_banned=True)
-    result = decide(attempt("011216123456789"), GRASSHOPPER, usage)
+    result = decide(attempt("0112521234567"), GRASSHOPPER, usage)
     assert isinstance(result, Reject) and result.rule_id == "R27"
 
 
