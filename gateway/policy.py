@@ -19,6 +19,7 @@ the same id in the call record.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 from gateway.numbering import CallType, Destination
 from provisioning.plans import Plan
 

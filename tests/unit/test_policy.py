@@ -10,7 +10,6 @@ from gateway.numbering import CallType, Destination, classify, to_e164
 from gateway.policy import Admit, Attempt, FloodGuard, Reject, Usage, decide
 from provisioning.plans import FairUse, load_plans
 
-
 PLANS = load_plans()
 GRASSHOPPER = PLANS.plans["grasshopper"]
 CONNECT = PLANS.plans["connect"]
