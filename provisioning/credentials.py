@@ -47,3 +47,14 @@ def generate_sip_username(extension: str) -> str:
     (callers still retry on collision), and not guessable from the extension."""
     suffix = "".join(secrets.choice(_SUFFIX_ALPHABET) for _ in range(USERNAME_SUFFIX_LENGTH))
     return f"{extension}-{suffix}"
+
+
+PROVISIONING_REALM = "voiplab-provisioning"
+
+
+def provisioning_ha1(mac: str | None, password: str | None) -> str | None:
+    """HA1 (MD5, RFC 7616) for the optional HTTP digest on a device's config files;
+    the digest user name is the device's MAC (12 lowercase hex digits)."""
+    if mac is None or password is None:
+        return None
+    return hashlib.md5(f"{mac}:{PROVISIONING_REALM}:{password}".encode()).hexdigest()

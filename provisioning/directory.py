@@ -31,7 +31,7 @@ from sqlmodel import Session, col, select
 
 from provisioning.events import Change
 from provisioning.frozenmap import FrozenMap
-from provisioning.models import Account, Device, Line, User
+from provisioning.models import Account, Device, Licence, LicenceMember, Line, User
 
 K = TypeVar("K")
 
@@ -78,6 +78,23 @@ class LineEntry:
     display_name: str
     named_user_id: str
     account_id: int
+    # --- issue #3 ---
+    hardware_profile: str | None = None  # catalog id (line/port limits, fax capability)
+    port: int | None = None  # ATA FXS port
+    purpose: str = "voice"  # "fax" lines: R20 fax duration cap
+    credential_generation: int = 1  # R2: bumped on rotation/reassignment/revocation
+    licence_id: int | None = None  # R4: the holder's licence, if any
+    licence_kind: str | None = None  # "named" | "concurrent"
+
+
+@dataclass(frozen=True, slots=True)
+class LicenceEntry:
+    """A licence and its users (R4: a concurrent licence admits one registered user at a time)."""
+
+    id: int
+    account_id: int
+    kind: str
+    user_ids: tuple[int, ...]
 
 
 LineIndex = FrozenMap[Any, tuple[LineEntry, ...]]
@@ -98,7 +115,8 @@ class DirectorySnapshot:
     - `by_user`: user id → lines; `by_device`: device id → lines
     - `users`: user id → UserEntry; `user_by_extension`: (account_id, extension) → user id
       (a known extension without lines is "480 not registered", not "404 unknown")
-    - `accounts`: account id → AccountEntry (status, plan, region)
+    - `accounts`: account id → AccountEntry (status, plan, region, deposit, allow-list)
+    - `licences`: licence id → LicenceEntry; `by_licence`: licence id → lines of its users
     """
 
     version: int = 0
@@ -110,6 +128,8 @@ class DirectorySnapshot:
     by_extension: FrozenMap[tuple[int, str], tuple[LineEntry, ...]] = field(default_factory=_empty)
     by_user: FrozenMap[int, tuple[LineEntry, ...]] = field(default_factory=_empty)
     by_device: FrozenMap[int, tuple[LineEntry, ...]] = field(default_factory=_empty)
+    licences: FrozenMap[int, LicenceEntry] = field(default_factory=_empty)
+    by_licence: FrozenMap[int, tuple[LineEntry, ...]] = field(default_factory=_empty)
 
     def line(self, sip_username: str) -> LineEntry | None:
         return self.lines.get(sip_username)
@@ -136,23 +156,29 @@ def _account_entry(account: Account) -> AccountEntry:
 _LINE_COLUMNS = (
     Line.sip_username, Line.realm, Line.ha1_md5, Line.ha1_sha256, Line.id, Line.index,
     Device.id, Device.state, Device.kind, Device.location_id, User.id, User.extension,
-    User.display_name, User.named_user_id, Device.account_id,
+    User.display_name, User.named_user_id, Device.account_id, Device.hardware_profile, Line.port,
+    Line.purpose, Line.credential_generation, Licence.id, Licence.kind,
 )
 
 
 def _fetch_lines(session: Session, where: ColumnElement[bool] | None = None) -> list[LineEntry]:
     stmt = (select(*_LINE_COLUMNS)  # type: ignore[call-overload]
             .join(Device, col(Line.device_id) == col(Device.id))
-            .join(User, col(Line.user_id) == col(User.id)))
+            .join(User, col(Line.user_id) == col(User.id))
+            .outerjoin(LicenceMember, col(LicenceMember.user_id) == col(User.id))
+            .outerjoin(Licence, col(Licence.id) == col(LicenceMember.licence_id)))
     if where is not None:
         stmt = stmt.where(where)
     return [LineEntry(*row) for row in session.exec(stmt)]
 
 
 def _group(entries: Iterable[LineEntry], key: Callable[[LineEntry], K]) -> dict[K, tuple[LineEntry, ...]]:
+    """Group by `key`; entries whose key is None are left out (e.g. lines without a licence)."""
     groups: dict[K, list[LineEntry]] = {}
     for e in entries:
-        groups.setdefault(key(e), []).append(e)
+        k = key(e)
+        if k is not None:
+            groups.setdefault(k, []).append(e)
     return {k: tuple(sorted(v, key=lambda e: e.line_id)) for k, v in groups.items()}
 
 
@@ -165,7 +191,7 @@ def _reindex(index: LineIndex, key: Callable[[LineEntry], Any],
     """Update a grouped index for lines leaving (`old`) and arriving (`new`)."""
     old = list(old)
     touched_ids = {e.line_id for e in old} | {e.line_id for e in new}
-    keys = {key(e) for e in old} | {key(e) for e in new}
+    keys = ({key(e) for e in old} | {key(e) for e in new}) - {None}
     updates: dict[Any, tuple[LineEntry, ...]] = {}
     deletes: list[Any] = []
     for k in keys:
@@ -193,7 +219,23 @@ def replace_lines(snap: DirectorySnapshot, old: Iterable[LineEntry],
         by_extension=_reindex(snap.by_extension, _ext_key, old, new),
         by_user=_reindex(snap.by_user, lambda e: e.user_id, old, new),
         by_device=_reindex(snap.by_device, lambda e: e.device_id, old, new),
+        by_licence=_reindex(snap.by_licence, lambda e: e.licence_id, old, new),
     )
+
+
+def _licence_entries(session: Session, where: ColumnElement[bool] | None = None) -> list[LicenceEntry]:
+    stmt = select(Licence)
+    if where is not None:
+        stmt = stmt.where(where)
+    licences = list(session.exec(stmt))
+    ids = [lic.id for lic in licences if lic.id is not None]
+    owners: dict[int, list[int]] = {i: [] for i in ids}
+    if ids:
+        for lid, uid in session.exec(select(LicenceMember.licence_id, LicenceMember.user_id)  # type: ignore[call-overload]
+                                     .where(col(LicenceMember.licence_id).in_(ids))):
+            owners[lid].append(uid)
+    return [LicenceEntry(id=lic.id, account_id=lic.account_id, kind=lic.kind,
+                         user_ids=tuple(sorted(owners[lic.id]))) for lic in licences if lic.id is not None]
 
 
 class Directory:
@@ -222,6 +264,7 @@ class Directory:
             accounts = [_account_entry(a) for a in s.exec(select(Account))]
             users = [_user_entry(u) for u in s.exec(select(User))]
             entries = _fetch_lines(s)
+            licences = _licence_entries(s)
             snap = DirectorySnapshot(
                 version=self._snapshot.version + 1,
                 accounts=FrozenMap((a.id, a) for a in accounts),
@@ -232,6 +275,8 @@ class Directory:
                 by_extension=FrozenMap(_group(entries, _ext_key)),
                 by_user=FrozenMap(_group(entries, lambda e: e.user_id)),
                 by_device=FrozenMap(_group(entries, lambda e: e.device_id)),
+                licences=FrozenMap((lic.id, lic) for lic in licences),
+                by_licence=FrozenMap(_group(entries, lambda e: e.licence_id)),
             )
             self._snapshot = snap
             return snap
@@ -266,9 +311,20 @@ class Directory:
                                      _fetch_lines(s, col(Line.device_id) == eid))
             elif entity == "line":
                 old = snap.lines_by_id.get(eid)
+                # A reassigned line changes user (and username): re-read it by id.
                 snap = replace_lines(snap, [old] if old else [], _fetch_lines(s, col(Line.id) == eid))
+            elif entity == "licence":
+                before = snap.licences.get(eid)
+                now = _licence_entries(s, col(Licence.id) == eid)
+                users = set(before.user_ids if before else ()) | {u for e in now for u in e.user_ids}
+                old_lines = [e for u in users for e in snap.by_user.get(u, ())]
+                new_lines = _fetch_lines(s, col(Line.user_id).in_(sorted(users))) if users else []
+                snap = replace(snap, licences=snap.licences.evolve(
+                    {e.id: e for e in now}, () if now else [eid]))
+                snap = replace_lines(snap, old_lines, new_lines)
             # "location": civic details are not in the snapshot yet (E911 issue adds them);
-            # a device's location_id changes arrive as device.* events.
+            # a device's location_id changes arrive as device.* events. "room_kit" and
+            # "order" carry nothing the SIP path reads.
             snap = replace(snap, version=snap.version + 1)
             self._snapshot = snap
             return snap

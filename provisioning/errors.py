@@ -6,6 +6,29 @@ invalid field, broken rule) and `provisioning.api` decides the status code.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+FieldPath = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """One machine-readable finding: which field, which rule (a service rule id
+    such as "R21", or a hardware check such as "lines.max"), the limit that was
+    crossed, and a sentence for people. Warnings never block a change."""
+
+    field: FieldPath
+    rule: str
+    message: str
+    limit: Any = None
+    severity: Literal["error", "warning"] = "error"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"field": ".".join(str(p) for p in self.field), "rule": self.rule,
+                "limit": self.limit, "message": self.message}
+
 
 class ProvisioningError(Exception):
     """Base class; `message` is safe to show to API clients."""
@@ -25,19 +48,58 @@ class NotFound(ProvisioningError):
 
 
 class Invalid(ProvisioningError):
-    """A request field is semantically wrong (HTTP 422); `field` is its path, e.g.
-    ("lines", 0, "user_id")."""
+    """A request is semantically wrong (HTTP 422). `issues` holds every error
+    found (not just the first), each with field path, rule and limit; `field`
+    is the first one's path, e.g. ("lines", 0, "user_id")."""
 
-    def __init__(self, field: str | tuple[str | int, ...], message: str) -> None:
+    def __init__(self, field: str | FieldPath, message: str, *, rule: str = "invalid",
+                 limit: Any = None, issues: Sequence[Issue] = ()) -> None:
         super().__init__(message)
-        self.field: tuple[str | int, ...] = (field,) if isinstance(field, str) else tuple(field)
+        self.field: FieldPath = (field,) if isinstance(field, str) else tuple(field)
+        self.issues: tuple[Issue, ...] = tuple(issues) or (Issue(self.field, rule, message, limit),)
+        self.rule = self.issues[0].rule
+
+    @classmethod
+    def of(cls, issues: Sequence[Issue]) -> Invalid:
+        errors = [i for i in issues if i.severity == "error"]
+        assert errors, "Invalid.of needs at least one error"
+        first = errors[0]
+        return cls(first.field, first.message, rule=first.rule, limit=first.limit, issues=errors)
 
 
 class Conflict(ProvisioningError):
     """The request clashes with stored state (HTTP 409). `rule_id` names the
     service rule (docs/rules.md) when a rule is the reason, e.g. R12."""
 
-    def __init__(self, message: str, *, rule_id: str | None = None, field: str | None = None) -> None:
+    def __init__(self, message: str, *, rule_id: str | None = None, field: str | None = None,
+                 extra: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.rule_id = rule_id
         self.field = field
+        self.extra: dict[str, Any] = dict(extra or {})
+
+
+@dataclass
+class Findings:
+    """Collects issues while checking a request; `raise_errors()` ends the check."""
+
+    issues: list[Issue] = field(default_factory=list)
+
+    def error(self, path: FieldPath, rule: str, message: str, limit: Any = None) -> None:
+        self.issues.append(Issue(path, rule, message, limit))
+
+    def warn(self, path: FieldPath, rule: str, message: str, limit: Any = None) -> None:
+        self.issues.append(Issue(path, rule, message, limit, "warning"))
+
+    def check(self, path: FieldPath, rule: str, message: str, limit: Any = None, *,
+              hard: bool = True) -> None:
+        """An error when the fact behind it is verified (`hard`), else a warning."""
+        (self.error if hard else self.warn)(path, rule, message, limit)
+
+    @property
+    def warnings(self) -> list[Issue]:
+        return [i for i in self.issues if i.severity == "warning"]
+
+    def raise_errors(self) -> None:
+        if any(i.severity == "error" for i in self.issues):
+            raise Invalid.of(self.issues)

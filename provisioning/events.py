@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 
 log = logging.getLogger(__name__)
 
-ENTITIES = ("account", "user", "location", "device", "line")
+ENTITIES = ("account", "user", "location", "device", "line", "licence", "room_kit", "order")
 
 
 @dataclass(frozen=True, slots=True)

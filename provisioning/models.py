@@ -21,6 +21,13 @@ from provisioning.db import UTCDateTime
 
 ACCOUNT_STATUSES = ("active", "suspended")
 DEVICE_STATES = ("new", "located", "active", "suspended", "retired")
+USER_KINDS = ("person", "room")  # R7: a meeting room is a named user too
+LICENCE_KINDS = ("named", "concurrent")
+LINE_PURPOSES = ("voice", "fax")
+UA_POLICIES = ("enforce", "flag", "off")
+ORDER_STATES = ("ordered", "shipped", "delivered", "missing_parts", "complete", "installed",
+                "active", "cancelled")
+CLAIM_KINDS = ("missing_parts", "warranty")
 Disposition = Literal["answered", "busy", "no-answer", "cancelled", "rejected", "failed"]
 DISPOSITIONS: tuple[str, ...] = get_args(Disposition)
 
@@ -37,6 +44,8 @@ class Account(SQLModel, table=True):
     # R25: E.164 prefixes ("+53…") this account may call although the plan blocks them.
     allowed_prefixes: list[str] = Field(default_factory=list, sa_column=Column(
         JSON, nullable=False, default=list, server_default=text("'[]'")))
+    # R5: flex subscription minimum (None: no flex); the maximum is plan.flex.max_multiplier x this.
+    flex_minimum: int | None = Field(default=None)
 
 
 class User(SQLModel, table=True):
@@ -47,7 +56,29 @@ class User(SQLModel, table=True):
     named_user_id: str = Field(max_length=254, unique=True)
     display_name: str = Field(max_length=200)
     extension: str = Field(max_length=16)
+    kind: str = Field(default="person", max_length=16, sa_column_kwargs={"server_default": "person"})
     created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class Licence(SQLModel, table=True):
+    """A named licence (one holder) or a concurrent licence shared by several
+    named users of which at most one is registered at a time (R4)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    kind: str = Field(max_length=16)
+    name: str = Field(max_length=200)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class LicenceMember(SQLModel, table=True):
+    """Who may use a licence; a user holds at most one licence (unique user_id)."""
+
+    __tablename__ = "licence_member"
+
+    licence_id: int = Field(foreign_key="licence.id", primary_key=True)
+    user_id: int = Field(foreign_key="user.id", primary_key=True, unique=True)
+    since: datetime = Field(sa_type=UTCDateTime)
 
 
 class Location(SQLModel, table=True):
@@ -94,16 +125,34 @@ class Location(SQLModel, table=True):
 class Device(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     account_id: int = Field(foreign_key="account.id", index=True)
-    hardware_profile: str = Field(max_length=64)
+    # None until the first fetch's User-Agent names the model (GoTo: "model optional").
+    hardware_profile: str | None = Field(default=None, max_length=64)
     name: str = Field(max_length=200)
-    # Normalised 12 lowercase hex digits; several NULLs allowed (softphones).
+    # Normalised 12 lowercase hex digits; several NULLs allowed (softphones, retired devices).
     mac: str | None = Field(default=None, max_length=12, unique=True)
-    kind: str = Field(max_length=16)
+    serial: str | None = Field(default=None, max_length=64)
+    kind: str = Field(max_length=24)
     state: str = Field(default="new", max_length=16)
     location_id: int | None = Field(default=None, foreign_key="location.id", index=True)
+    transport: str = Field(default="udp", max_length=8, sa_column_kwargs={"server_default": "udp"})
+    # Codec order for the config; empty = the profile's order.
+    codecs: list[str] = Field(default_factory=list, sa_column=Column(
+        JSON, nullable=False, default=list, server_default=text("'[]'")))
+    ua_policy: str = Field(default="flag", max_length=8, sa_column_kwargs={"server_default": "flag"})
+    # Optional HTTP digest for /provision (realm "voiplab-provisioning", user = device MAC).
+    prov_ha1: str | None = Field(default=None, max_length=32)
     created_at: datetime = Field(sa_type=UTCDateTime)
     located_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     activated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    suspended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    retired_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    retired_mac: str | None = Field(default=None, max_length=12)
+    last_fetch_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_fetch_file: str | None = Field(default=None, max_length=120)
+    last_fetch_ua: str | None = Field(default=None, max_length=255)
+    last_fetch_ip: str | None = Field(default=None, max_length=64)
+    last_fetch_firmware: str | None = Field(default=None, max_length=64)
+    ua_mismatch: str | None = Field(default=None, max_length=255)
 
 
 class Line(SQLModel, table=True):
@@ -117,6 +166,14 @@ class Line(SQLModel, table=True):
     realm: str = Field(max_length=255)
     ha1_md5: str = Field(max_length=32)
     ha1_sha256: str = Field(max_length=64)
+    # The password sealed with the server's secret key (provisioning.secrets), only so that
+    # phone configs can carry it; None when no key was configured at creation.
+    password_sealed: str | None = Field(default=None, max_length=512)
+    # Bumped on every rotation or reassignment (R2): a binding made under an older
+    # generation belongs to the previous holder.
+    credential_generation: int = Field(default=1, sa_column_kwargs={"server_default": text("1")})
+    port: int | None = Field(default=None)  # ATA FXS port (1-based)
+    purpose: str = Field(default="voice", max_length=8, sa_column_kwargs={"server_default": "voice"})
     created_at: datetime = Field(sa_type=UTCDateTime)
     password_set_at: datetime = Field(sa_type=UTCDateTime)
 
@@ -156,3 +213,75 @@ class AuditEvent(SQLModel, table=True):
     entity_id: int | None = Field(default=None)
     account_id: int | None = Field(default=None, index=True)
     detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class RoomKit(SQLModel, table=True):
+    """A GoTo Room: a named room user (R7) and its components (R40)."""
+
+    __tablename__ = "room_kit"
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    room_user_id: int = Field(foreign_key="user.id", index=True)
+    name: str = Field(max_length=200)
+    state: str = Field(default="ordered", max_length=16)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class RoomKitComponent(SQLModel, table=True):
+    __tablename__ = "room_kit_component"
+
+    id: int | None = Field(default=None, primary_key=True)
+    room_kit_id: int = Field(foreign_key="room_kit.id", index=True)
+    roles: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    model: str = Field(max_length=120)  # a hardware profile id, or free text (keyboard + mouse, sheet)
+    serial: str = Field(max_length=64)
+    replaced_by: int | None = Field(default=None)  # component id of a warranty replacement
+
+
+class EquipmentOrder(SQLModel, table=True):
+    """An equipment purchase (R40-R42); windows are computed from these times."""
+
+    __tablename__ = "equipment_order"
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    room_kit_id: int | None = Field(default=None, foreign_key="room_kit.id", index=True)
+    description: str = Field(max_length=200)
+    amount_usd: int
+    state: str = Field(default="ordered", max_length=16)
+    ordered_at: datetime = Field(sa_type=UTCDateTime)
+    purchased_at: datetime = Field(sa_type=UTCDateTime)  # warranty start (R41), default ordered_at
+    tracking_number: str | None = Field(default=None, max_length=64)
+    shipped_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    installed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    activated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    cancelled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    restocking_fee_usd: int | None = Field(default=None)
+
+
+class Claim(SQLModel, table=True):
+    """A missing-parts or warranty claim on an order, with what was decided (R41)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int = Field(foreign_key="equipment_order.id", index=True)
+    kind: str = Field(max_length=16)
+    at: datetime = Field(sa_type=UTCDateTime)
+    component_ids: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    description: str = Field(default="", max_length=500)
+    outcome: str = Field(max_length=16)  # "accepted" (replaced free) | "refused"
+    rule_id: str = Field(max_length=8)
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    """The first answer to a POST carrying an Idempotency-Key, replayed to retries."""
+
+    __tablename__ = "idempotency_record"
+
+    key: str = Field(primary_key=True, max_length=255)
+    fingerprint: str = Field(max_length=64)  # sha256 over method, path and body
+    status_code: int
+    body: str
+    created_at: datetime = Field(sa_type=UTCDateTime)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
@@ -37,6 +37,8 @@ class _Out(BaseModel):
 
 class AccountCreate(_In):
     name: str = Field(min_length=1, max_length=200)
+    flex_minimum: int | None = Field(default=None, ge=1, le=100_000, description=(
+        "Flex subscription minimum seats (R5); the maximum is the plan's multiplier (7) x this."))
     plan: str = Field(min_length=1, max_length=40,
                       description="A plan id of `GET /api/v1/plans` (connect, grasshopper, openvoice, meeting).")
     region: str = Field(min_length=2, max_length=8, description="US, CA, EU, UK or AU.")
@@ -56,6 +58,11 @@ class AccountOut(_Out):
     created_at: datetime
     deposit_usd: int
     allowed_prefixes: list[str]
+    flex_minimum: int | None = None
+
+
+class FlexIn(_In):
+    minimum: int | None = Field(ge=1, le=100_000, description="Minimum seats (R5); null ends flex.")
 
 
 class DepositIn(_In):
@@ -82,9 +89,12 @@ class AllowedPrefixesIn(_In):
 # --- users ----------------------------------------------------------------------------------
 
 class UserCreate(_In):
-    named_user_id: str = Field(max_length=254, description="Unique platform-wide, e-mail form (R1).")
+    named_user_id: str = Field(max_length=254, description="Unique platform-wide, e-mail form, "
+                               "naming one person or one meeting room, never a role (R1, R7).")
     display_name: str = Field(min_length=1, max_length=200)
     extension: str = Field(description="2-10 digits, unique within the account.")
+    kind: Literal["person", "room"] = Field(default="person", description="`room`: a meeting room "
+                                            "(GoTo Room), a named user too (R7).")
 
     @field_validator("named_user_id")
     @classmethod
@@ -108,6 +118,7 @@ class UserOut(_Out):
     named_user_id: str
     display_name: str
     extension: str
+    kind: str
     created_at: datetime
 
 
@@ -197,22 +208,87 @@ def normalise_mac(value: str) -> str:
 
 class LineSpec(_In):
     user_id: int
+    port: int | None = Field(default=None, ge=1, le=64, description="ATA port (FXS ports are "
+                             "1..N, FXO ports follow them); default: the next free FXS port.")
+    purpose: Literal["voice", "fax"] = Field(default="voice", description="`fax` needs T.38 on the model.")
+
+
+Transport = Literal["udp", "tcp", "tls"]
+UaPolicy = Literal["enforce", "flag", "off"]
+
+
+def _codec_list(v: list[str] | None) -> list[str] | None:
+    if v is None:
+        return None
+    out = [c.strip().lower() for c in v]
+    if len(set(out)) != len(out):
+        raise ValueError("codecs must not repeat")
+    return out
 
 
 class DeviceCreate(_In):
-    hardware_profile: str = Field(min_length=1, max_length=64)
+    hardware_profile: str | None = Field(default=None, min_length=1, max_length=64, description=(
+        "A hardware profile id; leave out to learn the model from the first configuration fetch."))
     name: str = Field(min_length=1, max_length=200)
-    mac: str | None = Field(default=None, description="Required for desk phones, absent for softphones.")
+    mac: str | None = Field(default=None, description="Required for phones and ATAs, absent for softphones.")
+    serial: str | None = Field(default=None, max_length=64)
     lines: list[LineSpec] = Field(min_length=1, max_length=1000)
+    transport: Transport | None = Field(default=None, description="SIP transport in the config; "
+                                        "default: the model's first.")
+    codecs: list[str] | None = Field(default=None, max_length=20, description="Codec order for the "
+                                     "config; every codec must be supported by the model.")
+    ua_policy: UaPolicy = Field(default="flag", description="What a configuration fetch with a "
+                                "User-Agent of another model does: enforce (403), flag, off.")
+    provisioning_password: str | None = Field(default=None, min_length=8, max_length=128, description=(
+        "Protect this device's configuration files with HTTP digest (user = MAC)."))
 
     @field_validator("mac")
     @classmethod
     def _mac(cls, v: str | None) -> str | None:
         return None if v is None or v == "" else normalise_mac(v)
 
+    @field_validator("codecs")
+    @classmethod
+    def _codecs(cls, v: list[str] | None) -> list[str] | None:
+        return _codec_list(v)
+
+
+class DeviceUpdate(_In):
+    """Only the fields given change; the whole device is checked again."""
+
+    hardware_profile: str | None = Field(default=None, min_length=1, max_length=64)
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    mac: str | None = None
+    serial: str | None = Field(default=None, max_length=64)
+    transport: Transport | None = None
+    codecs: list[str] | None = Field(default=None, max_length=20)
+    ua_policy: UaPolicy | None = None
+    provisioning_password: str | None = Field(default=None, min_length=8, max_length=128)
+
+    @field_validator("mac")
+    @classmethod
+    def _mac(cls, v: str | None) -> str | None:
+        return None if v is None or v == "" else normalise_mac(v)
+
+    @field_validator("codecs")
+    @classmethod
+    def _codecs(cls, v: list[str] | None) -> list[str] | None:
+        return _codec_list(v)
+
+    @field_validator("name", "transport", "ua_policy")
+    @classmethod
+    def _not_null(cls, v: Any) -> Any:
+        if v is None:
+            raise ValueError("may be left out but not set to null")
+        return v
+
 
 class DeviceLocation(_In):
     location_id: int
+
+
+class LineReassign(_In):
+    user_id: int
 
 
 class LineOut(BaseModel):
@@ -221,29 +297,82 @@ class LineOut(BaseModel):
     user_id: int
     sip_username: str
     sip_domain: str
+    port: int | None = None
+    purpose: str = "voice"
+    credential_generation: int = 1
 
 
 class LineCredentials(LineOut):
     sip_password: str = Field(description="Shown once, at creation; only its HA1 digests are stored.")
 
 
+class IssueOut(BaseModel):
+    field: str
+    rule: str
+    limit: Any = None
+    message: str
+
+
+class LastFetch(BaseModel):
+    at: datetime
+    file: str | None
+    user_agent: str | None
+    ip: str | None
+    firmware: str | None
+
+
 class DeviceOut(_Out):
     id: int
     account_id: int
-    hardware_profile: str
+    hardware_profile: str | None
     name: str
     mac: str | None
+    serial: str | None = None
     kind: str
     state: str
     location_id: int | None
+    transport: str = "udp"
+    codecs: list[str] = Field(default_factory=list)
+    ua_policy: str = "flag"
+    provisioning_digest: bool = False
     created_at: datetime
     located_at: datetime | None
     activated_at: datetime | None
+    suspended_at: datetime | None = None
+    retired_at: datetime | None = None
+    retired_mac: str | None = None
+    last_fetch: LastFetch | None = None
+    ua_mismatch: str | None = None
     lines: list[LineOut]
+    warnings: list[IssueOut] = Field(default_factory=list)
 
 
 class DeviceCreated(DeviceOut):
     lines: list[LineCredentials]  # type: ignore[assignment]
+
+
+# --- licences -------------------------------------------------------------------------------
+
+class LicenceCreate(_In):
+    kind: Literal["named", "concurrent"] = Field(description="`concurrent`: several named users, "
+                                                 "at most one registered at a time (R4).")
+    name: str = Field(min_length=1, max_length=200)
+    user_ids: list[int] = Field(min_length=1, max_length=1000)
+
+
+class LicenceUsers(_In):
+    user_ids: list[int] = Field(min_length=1, max_length=1000, description="The licence's users "
+                                "from now on; removed users lose access at once (R2).")
+
+
+class LicenceOut(_Out):
+    id: int
+    account_id: int
+    kind: str
+    name: str
+    created_at: datetime
+    user_ids: list[int]
+    revoked_line_ids: list[int] = Field(default_factory=list)
 
 
 # --- call records ---------------------------------------------------------------------------
@@ -322,9 +451,24 @@ class HardwareProfileOut(BaseModel):
     vendor: str
     model: str
     kind: str
+    sip_lines: int
     max_lines: int
-    mac_policy: str
+    fxs_ports: int
+    fxo_ports: int
+    line_keys: int
     codecs: list[str]
+    t38: bool
     transports: list[str]
+    poe_class: str | None
+    network_ports: list[str]
+    firmware_pattern: str | None
     ouis: list[str]
+    mac_policy: str
+    ua_pattern: str | None
+    config_format: str
+    renderer: str | None
+    files_common: list[str]
+    files_device: list[str]
+    room_kit_roles: list[str]
+    notes: str
     provenance: dict[str, str]

@@ -18,6 +18,7 @@ from provisioning.api.routes import (
     cdrs,
     devices,
     health,
+    licences,
     live,
     locations,
     plans,
@@ -38,7 +39,7 @@ def create_app(ctx: ProvisioningContext) -> FastAPI:
     errors.install(app)
     app.include_router(health.router)
     v1 = APIRouter(prefix=API_PREFIX, dependencies=[Depends(require_token)])
-    for module in (accounts, users, locations, devices, live, cdrs, catalog, plans):
+    for module in (accounts, users, locations, devices, licences, live, cdrs, catalog, plans):
         v1.include_router(module.router)
     app.include_router(v1)
     return app

@@ -19,6 +19,7 @@ from hardware_profiles.catalog import HardwareCatalog, load_catalog
 from provisioning.cdrs import CdrStore
 from provisioning.events import ChangeBus
 from provisioning.plans import PlanCatalog, load_plans
+from provisioning.secrets import SecretBox
 
 
 @runtime_checkable
@@ -56,6 +57,9 @@ class ProvisioningContext:
     live: LiveView = field(default_factory=NoLiveView)
     catalog: HardwareCatalog = field(default_factory=load_catalog)
     plans: PlanCatalog = field(default_factory=load_plans)
+    # Key that seals SIP passwords for phone configs. The default is a throwaway key:
+    # pass `SecretBox.from_file(data_dir / "secret.key")` so configs survive restarts.
+    secrets: SecretBox | None = field(default_factory=SecretBox.generate)
     cdrs: CdrStore | None = None  # defaults to CdrStore(engine)
 
     def cdr_store(self) -> CdrStore:

@@ -48,7 +48,8 @@ SessionDep = Annotated[Session, Depends(get_session)]
 
 def get_env(ctx: Ctx, session: SessionDep, actor: Annotated[str, Depends(require_token)]) -> ServiceEnv:
     return ServiceEnv(session=session, now=ctx.now, sip_domain=ctx.sip_domain, catalog=ctx.catalog,
-                      bus=ctx.bus, actor=actor, plans=ctx.plans)
+                      bus=ctx.bus, actor=actor, plans=ctx.plans,
+                      secrets=ctx.secrets)
 
 
 EnvDep = Annotated[ServiceEnv, Depends(get_env)]

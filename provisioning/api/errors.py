@@ -1,7 +1,9 @@
 """Map domain errors to HTTP: NotFound → 404, Invalid → 422, Conflict → 409.
 
 422 bodies use FastAPI's own validation shape (`detail[].loc` names the
-field), so clients parse one format whether pydantic or a service refused.
+field), so clients parse one format whether pydantic or a service refused;
+service refusals add machine-readable `field` (dotted), `rule` (a service
+rule id like "R21" or a hardware check like "lines.max") and `limit`.
 409 bodies carry `rule_id` when a service rule (e.g. R12) is the reason.
 """
 
@@ -20,13 +22,14 @@ async def _not_found(_request: Request, exc: Exception) -> JSONResponse:
 
 async def _invalid(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, Invalid)
-    return JSONResponse({"detail": [{"type": "value_error", "loc": ["body", *exc.field],
-                                     "msg": exc.message}]}, status_code=422)
+    detail = [{"type": "value_error", "loc": ["body", *i.field], "msg": i.message, **i.to_dict()}
+              for i in exc.issues]
+    return JSONResponse({"detail": detail}, status_code=422)
 
 
 async def _conflict(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, Conflict)
-    body: dict[str, object] = {"detail": exc.message}
+    body: dict[str, object] = {"detail": exc.message, **exc.extra}
     if exc.rule_id:
         body["rule_id"] = exc.rule_id
     if exc.field:

@@ -12,6 +12,7 @@ from provisioning.services.accounts import (
     list_accounts,
     record_deposit,
     set_allowed_prefixes,
+    set_flex_minimum,
 )
 from provisioning.services.devices import (
     R12_MESSAGE,
@@ -21,7 +22,12 @@ from provisioning.services.devices import (
     create_device,
     get_device,
     list_devices,
+    reassign_line,
+    resume_device,
+    retire_device,
     rotate_line_password,
+    suspend_device,
+    update_device,
 )
 from provisioning.services.env import Clock, ServiceEnv
 from provisioning.services.locations import create_location, get_location, list_locations
@@ -47,7 +53,13 @@ __all__ = [
     "list_devices",
     "list_locations",
     "list_users",
+    "reassign_line",
     "record_deposit",
+    "resume_device",
+    "retire_device",
     "rotate_line_password",
     "set_allowed_prefixes",
+    "set_flex_minimum",
+    "suspend_device",
+    "update_device",
 ]

@@ -11,6 +11,7 @@ from provisioning.events import Change
 from provisioning.models import Account
 from provisioning.schemas import AccountCreate
 from provisioning.services.env import ServiceEnv, get_or_404
+from provisioning.services.users import locked_account, user_count
 
 REGIONS = ("US", "CA", "EU", "UK", "AU")
 
@@ -20,8 +21,11 @@ def create_account(env: ServiceEnv, data: AccountCreate) -> Account:
         raise Invalid("plan", f"unknown plan {data.plan!r}; one of {', '.join(env.plans.ids)}")
     if data.region not in REGIONS:
         raise Invalid("region", f"unknown region {data.region!r}; one of {', '.join(REGIONS)}")
+    if data.flex_minimum is not None and env.plans.get(data.plan).flex is None:  # type: ignore[union-attr]
+        raise Invalid("flex_minimum", f"plan {data.plan} has no flex subscription (R5)", rule="R5")
     account = Account(name=data.name, plan=data.plan, region=data.region, status="active",
-                      created_at=env.now(), deposit_usd=0, allowed_prefixes=[])
+                      created_at=env.now(), deposit_usd=0, allowed_prefixes=[],
+                      flex_minimum=data.flex_minimum)
     env.session.add(account)
     env.session.flush()
     assert account.id is not None
@@ -60,6 +64,30 @@ def set_allowed_prefixes(env: ServiceEnv, account_id: int, prefixes: list[str]) 
                  entity="account", entity_id=account_id, account_id=account_id,
                  detail={"before": before, "after": ordered})
     env.commit(Change("account.allowed_prefixes_set", account_id, account_id))
+    return account
+
+
+def set_flex_minimum(env: ServiceEnv, account_id: int, minimum: int | None) -> Account:
+    """R5: change the flex minimum; refused when the account already has more
+    users than the new maximum (max = plan multiplier x minimum)."""
+    account = locked_account(env, account_id)
+    plan = env.plans.get(account.plan)
+    if minimum is not None:
+        if plan is None or plan.flex is None:
+            raise Invalid("minimum", f"plan {account.plan} has no flex subscription (R5)", rule="R5")
+        maximum = plan.flex.max_multiplier * minimum
+        count = user_count(env.session, account_id)
+        if count > maximum:
+            raise Invalid("minimum", f"account {account_id} has {count} users, more than the flex "
+                          f"maximum {maximum} = {plan.flex.max_multiplier} x {minimum} (R5)",
+                          rule="R5", limit=maximum)
+    before = account.flex_minimum
+    account.flex_minimum = minimum
+    env.session.add(account)
+    audit.record(env.session, at=env.now(), actor=env.actor, action="account.flex_set",
+                 entity="account", entity_id=account_id, account_id=account_id,
+                 detail={"before": before, "after": minimum})
+    env.commit(Change("account.flex_set", account_id, account_id))
     return account
 
 

@@ -21,6 +21,7 @@ from hardware_profiles.catalog import HardwareCatalog
 from provisioning.errors import Conflict, NotFound
 from provisioning.events import Change, ChangeBus
 from provisioning.plans import PlanCatalog, load_plans
+from provisioning.secrets import SecretBox
 
 Clock = Callable[[], datetime]
 T = TypeVar("T", bound=SQLModel)
@@ -30,6 +31,8 @@ _UNIQUE_MESSAGES = (
     ("uq_user_account_extension", "extension already used in this account"),
     ("user.account_id, user.extension", "extension already used in this account"),
     ("named_user_id", "named_user_id already exists"),
+    ("licence_member.user_id", "user already holds a licence"),
+    ("licence_member", "user already holds a licence"),
     ("mac", "a device with this MAC already exists"),
     ("sip_username", "sip_username collision, retry"),
 )
@@ -45,6 +48,8 @@ class ServiceEnv:
     actor: str = "system"
     # Long-lived callers (the API) pass their loaded catalog; the default loads the shipped files.
     plans: PlanCatalog = field(default_factory=load_plans)
+    # Seals SIP passwords for phone configs (provisioning.secrets); None: HA1 only.
+    secrets: SecretBox | None = None
 
     def commit(self, *changes: Change) -> None:
         try:

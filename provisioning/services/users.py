@@ -1,31 +1,81 @@
-"""Users: named user ids (platform-wide unique) with an extension per account.
+"""Users: named user ids (platform-wide unique, never generic: R1/R7), an
+extension per account within the plan's limit (R21), and the flex-seat
+maximum (R5) checked at creation.
 
-R1's refusal of generic ids (`admin@`, `sales@` …) arrives with the named-user
-rules issue; here only the e-mail form and uniqueness are enforced.
+The account row is locked (SELECT … FOR UPDATE on PostgreSQL; SQLite
+serialises writers anyway) while counting, so two concurrent creations cannot
+both take the last seat or extension.
 """
 
 from __future__ import annotations
 
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from provisioning import audit
-from provisioning.errors import Conflict
+from provisioning.errors import Conflict, Findings
 from provisioning.events import Change
 from provisioning.models import Account, User
+from provisioning.named_users import generic_reason
 from provisioning.schemas import UserCreate
 from provisioning.services.env import ServiceEnv, get_or_404
 
 
+def locked_account(env: ServiceEnv, account_id: int) -> Account:
+    """The account row, locked for the rest of the transaction where the backend can."""
+    account = env.session.exec(select(Account).where(Account.id == account_id).with_for_update()).first()
+    if account is None:
+        get_or_404(env.session, Account, account_id)  # raises NotFound
+    assert account is not None
+    return account
+
+
+def user_count(session: Session, account_id: int) -> int:
+    return int(session.exec(select(func.count()).select_from(User)  # type: ignore[call-overload]
+                            .where(User.account_id == account_id)).one())
+
+
+def check_named_user_id(findings: Findings, named_user_id: str, kind: str) -> None:
+    reason = generic_reason(named_user_id)
+    if reason is not None:
+        rule = "R7" if kind == "room" else "R1"
+        what = "a meeting room's named user ID (R7, under R1)" if kind == "room" else "a named user ID (R1)"
+        findings.error(("named_user_id",), rule, f"generic IDs are refused as {what}: {reason}")
+
+
+def seat_limits(env: ServiceEnv, account: Account, findings: Findings, *, adding: int = 1) -> None:
+    """R21 (extensions per account) and R5 (flex maximum) for `adding` more users."""
+    plan = env.plans.get(account.plan)
+    assert account.id is not None
+    count = user_count(env.session, account.id)
+    if plan is not None and plan.extension_limit is not None and count + adding > plan.extension_limit:
+        findings.error(("extension",), "R21",
+                       f"account {account.id} has {count} of at most {plan.extension_limit} extensions "
+                       f"on plan {plan.id} (R21)", plan.extension_limit)
+    if plan is not None and plan.flex is not None and account.flex_minimum is not None:
+        maximum = plan.flex.max_multiplier * account.flex_minimum
+        if count + adding > maximum:
+            findings.error(("named_user_id",), "R5",
+                           f"flex subscription allows at most {maximum} users "
+                           f"({plan.flex.max_multiplier} x minimum {account.flex_minimum}); "
+                           f"account {account.id} has {count} (R5)", maximum)
+
+
 def create_user(env: ServiceEnv, account_id: int, data: UserCreate) -> User:
     s = env.session
-    get_or_404(s, Account, account_id)
+    account = locked_account(env, account_id)
+    findings = Findings()
+    check_named_user_id(findings, data.named_user_id, data.kind)
+    findings.raise_errors()
     if s.exec(select(User.id).where(User.account_id == account_id,
                                     User.extension == data.extension)).first() is not None:
         raise Conflict(f"extension {data.extension} already used in account {account_id}",
                        field="extension")
     if s.exec(select(User.id).where(User.named_user_id == data.named_user_id)).first() is not None:
         raise Conflict(f"named_user_id {data.named_user_id} already exists", field="named_user_id")
-    user = User(account_id=account_id, named_user_id=data.named_user_id,
+    seat_limits(env, account, findings)
+    findings.raise_errors()
+    user = User(account_id=account_id, named_user_id=data.named_user_id, kind=data.kind,
                 display_name=data.display_name, extension=data.extension, created_at=env.now())
     s.add(user)
     s.flush()

@@ -159,7 +159,7 @@ def test_device_creation_returns_password_once_and_stores_only_ha1(prov: Api) ->
                                                                              {"user_id": u2["id"]}]})
     assert r.status_code == 201, r.text
     dev = r.json()
-    assert dev["state"] == "new" and dev["kind"] == "desk" and len(dev["mac"]) == 12
+    assert dev["state"] == "new" and dev["kind"] == "desk_phone" and len(dev["mac"]) == 12
     lines = dev["lines"]
     assert [ln["index"] for ln in lines] == [1, 2]
     assert [ln["user_id"] for ln in lines] == [u1["id"], u2["id"]]
@@ -214,7 +214,7 @@ def test_device_lines_must_fit_profile_and_belong_to_account(prov: Api) -> None:
     assert prov.get(f"/accounts/{acc}/devices").json() == []
 
 
-def test_duplicate_mac_is_409_in_any_notation(prov: Api) -> None:
+def test_duplicate_mac_is_422_mac_unique_in_any_notation(prov: Api) -> None:
     acc = prov.account()["id"]
     u1, u2 = prov.user(acc, "5001"), prov.user(acc, "5002")
     mac = random_mac()
@@ -224,8 +224,8 @@ def test_duplicate_mac_is_409_in_any_notation(prov: Api) -> None:
     r = prov.post(f"/accounts/{acc}/devices", {"hardware_profile": "yealink-t54w", "name": "b",
                                               "mac": mac.replace(":", "-").lower(),
                                               "lines": [{"user_id": u2["id"]}]})
-    assert r.status_code == 409
-    assert "MAC" in r.json()["detail"]
+    assert ["body", "mac"] in loc(r)
+    assert r.json()["detail"][0]["rule"] == "mac.unique" and "MAC" in r.json()["detail"][0]["msg"]
 
 
 def test_activation_needs_a_location_r12(prov: Api) -> None:

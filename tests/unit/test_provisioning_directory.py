@@ -68,7 +68,8 @@ def test_incremental_equals_full_reload_through_a_story(engine: Engine) -> None:
             ha1_sha256=soft_line.ha1_sha256, line_id=soft_line.id, line_index=1,
             device_id=soft.device.id, device_state="new", device_kind="softphone", location_id=None,
             user_id=u1, extension="10", display_name="Ann", named_user_id="ann.a@x.example",
-            account_id=acc)
+            account_id=acc, hardware_profile="softphone-mobile", port=None, purpose="voice",
+            credential_generation=1, licence_id=None, licence_kind=None)
 
         # Ann rings on both devices; lines ordered by id
         ann = directory.snapshot.extension_lines(acc, "10")

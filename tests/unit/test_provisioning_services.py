@@ -61,7 +61,7 @@ def _account(w: World) -> int:
 
 def _user(w: World, account_id: int, ext: str) -> int:
     u = services.create_user(w.env, account_id, UserCreate(
-        named_user_id=f"user.{ext}.{account_id}@acme.example", display_name=f"User {ext}", extension=ext))
+        named_user_id=f"pat.smith.{ext}.{account_id}@acme.example", display_name=f"User {ext}", extension=ext))
     assert u.id is not None
     return u.id
 
@@ -141,7 +141,7 @@ def test_unique_constraint_race_becomes_conflict(world: World) -> None:
 
 def test_lifecycle_table_and_r12(world: World) -> None:
     assert TRANSITIONS[("new", "bind_location")] == "located"
-    assert ("new", "activate") not in TRANSITIONS
+    assert ("retired", "activate") not in TRANSITIONS and ("retired", "resume") not in TRANSITIONS
     acc = _account(world)
     dev = _softphone(world, acc, _user(world, acc, "400")).device
     assert dev.id is not None
@@ -153,14 +153,19 @@ def test_lifecycle_table_and_r12(world: World) -> None:
     assert place.id is not None
     assert services.bind_location(world.env, dev.id, place.id).state == "located"
     assert services.activate_device(world.env, dev.id).state == "active"
-    for state in ("suspended", "retired"):
-        dev.state = state
-        world.session.add(dev)
-        world.session.commit()
-        with pytest.raises(Conflict, match=f"is {state}"):
-            services.activate_device(world.env, dev.id)
-        with pytest.raises(Conflict, match=f"is {state}"):
-            services.bind_location(world.env, dev.id, place.id)
+    dev.state = "suspended"
+    world.session.add(dev)
+    world.session.commit()
+    with pytest.raises(Conflict, match="is suspended"):
+        services.activate_device(world.env, dev.id)
+    dev.state = "retired"
+    world.session.add(dev)
+    world.session.commit()
+    for action in (services.activate_device, services.suspend_device, services.resume_device):
+        with pytest.raises(Conflict, match="is retired"):
+            action(world.env, dev.id)
+    with pytest.raises(Conflict, match="is retired"):
+        services.bind_location(world.env, dev.id, place.id)
 
 
 def test_rotation_replaces_ha1_and_reaches_the_directory(world: World) -> None:
@@ -224,5 +229,5 @@ def test_device_rows_reference_profile_kind(world: World) -> None:
     made = services.create_device(world.env, acc, DeviceCreate(
         hardware_profile="yealink-t54w", name="desk", mac="00-15-65-AA-BB-CC", lines=[LineSpec(user_id=uid)]))
     stored = world.session.get(Device, made.device.id)
-    assert stored is not None and stored.kind == "desk" and stored.mac == "001565aabbcc"
+    assert stored is not None and stored.kind == "desk_phone" and stored.mac == "001565aabbcc"
     assert [d.device.id for d in services.list_devices(world.session, acc)] == [made.device.id]

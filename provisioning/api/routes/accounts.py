@@ -5,7 +5,7 @@ from fastapi import APIRouter, status
 from provisioning import services
 from provisioning.api.deps import EnvDep, SessionDep
 from provisioning.api.routes.common import Limit, Offset
-from provisioning.schemas import AccountCreate, AccountOut, AllowedPrefixesIn, DepositIn
+from provisioning.schemas import AccountCreate, AccountOut, AllowedPrefixesIn, DepositIn, FlexIn
 
 router = APIRouter(prefix="/accounts", tags=["accounts"])
 
@@ -36,3 +36,9 @@ def record_deposit(account_id: int, body: DepositIn, env: EnvDep) -> AccountOut:
 def set_allowed_prefixes(account_id: int, body: AllowedPrefixesIn, env: EnvDep) -> AccountOut:
     """Replace the prefixes this account may call although its plan blocks them (R25)."""
     return AccountOut.model_validate(services.set_allowed_prefixes(env, account_id, body.prefixes))
+
+
+@router.put("/{account_id}/flex", response_model=AccountOut)
+def set_flex(account_id: int, body: FlexIn, env: EnvDep) -> AccountOut:
+    """Flex subscription minimum (R5): users are limited to the plan's multiplier x minimum."""
+    return AccountOut.model_validate(services.set_flex_minimum(env, account_id, body.minimum))
