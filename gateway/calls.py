@@ -10,9 +10,13 @@ start/answer/end stamps are the clock's wall time.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gateway.clock import TimerHandle
+    from gateway.dialogs import DialogInfo
 
 
 @dataclass(slots=True)
@@ -32,6 +36,12 @@ class Call:
     rule_id: str | None = None
     from_tag: str | None = None  # the caller's tag
     to_tag: str | None = None  # the answering callee's tag: with Call-ID and from_tag, the dialog
+    call_type: str = "on-net"
+    plan_id: str | None = None
+    usage_key: str | None = None  # fair-use counter this call's minutes go to (None: not counted)
+    overage: bool = False  # admitted past the fair-use allowance
+    dialog: DialogInfo | None = None  # what the gateway needs to end the call itself
+    timers: list[TimerHandle] = field(default_factory=list)  # duration cap, session timer
 
     def as_dict(self, now: float) -> dict[str, Any]:
         return {
@@ -67,6 +77,9 @@ class CallTracker:
         self._emit = emit
         self._node = node
         self.calls: dict[str, Call] = {}
+        #: called once per ended call with its billable duration, before the record is emitted
+        #: (the proxy releases counters and timers here; every ending path goes through it)
+        self.on_end: Callable[[Call, float], None] | None = None
 
     def start(self, call_id: str, account_id: int, caller: str, callee: str,
               caller_user_id: int | None, callee_user_id: int | None,
@@ -135,6 +148,15 @@ class CallTracker:
             self._end(call, 200 if call.answered is not None else 408, "Dialog timeout")
         return len(stale)
 
+    def end(self, call_id: str, reason: str, rule_id: str | None) -> Call | None:
+        """The gateway itself ended a confirmed call (duration cap, session expiry)."""
+        call = self.calls.get(call_id)
+        if call is None or call.state != "confirmed":
+            return None
+        call.rule_id = rule_id
+        self._end(call, 200, reason)
+        return call
+
     def shutdown(self) -> None:
         """End every live call (clean shutdown): their records must not be lost."""
         for call in list(self.calls.values()):
@@ -145,6 +167,11 @@ class CallTracker:
         call.state = "ended"
         now, wall = self._now(), self._wall()
         duration = now - call.answered if call.answered is not None else 0.0
+        for handle in call.timers:
+            handle.cancel()
+        call.timers.clear()
+        if self.on_end is not None:
+            self.on_end(call, duration)
         disposition = "answered" if call.answered is not None else disposition_for(code, call.cancelled)
         self._emit(self._record(call.call_id, call.account_id, call.caller, call.callee,
                                 call.caller_user_id, call.callee_user_id, call.start_wall,

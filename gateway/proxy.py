@@ -17,14 +17,20 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from gateway.auth import Authenticator, Verdict
+from gateway.calls import Call
 from gateway.clock import TimerHandle
+from gateway.counters import MemoryCounters, account_key, line_key, usage_key
+from gateway.dialogs import DialogInfo, Leg, build_bye, is_t38, session_interval
 from gateway.location import Binding
+from gateway.numbering import CallType, Destination
+from gateway.policy import Admit, Attempt, FloodGuard, Reject, Usage, decide
 from gateway.registrar import refusal_for_line
 from gateway.sip.errors import ParseError
 from gateway.sip.message import Request, Response
 from gateway.sip.uri import SipURI, parse_name_addr
 from gateway.transport import Peer
 from provisioning.directory import DirectorySnapshot, LineEntry
+from provisioning.plans import Plan, PlanCatalog, load_plans
 
 if TYPE_CHECKING:
     from gateway.core import ClientCtx, ServerCtx, SipCore
@@ -54,6 +60,8 @@ class Fork:
     tracked: bool = False  # a call record is open for it
     timer_c: TimerHandle | None = None
     timed_out: bool = False  # Timer C gave up: nobody answered
+    source: Peer | None = None  # where the request came from (the caller's flow)
+    in_dialog: bool = False
     live: int = 0  # client transactions not yet terminated (to break reference cycles when 0)
 
 
@@ -64,9 +72,16 @@ def _response_rank(status: int) -> tuple[int, int]:
 
 
 class Proxy:
-    def __init__(self, core: SipCore, auth: Authenticator) -> None:
+    def __init__(self, core: SipCore, auth: Authenticator, *, plans: PlanCatalog | None = None,
+                 counters: MemoryCounters | None = None, guard: FloodGuard | None = None) -> None:
         self.core = core
         self.auth = auth
+        self.plans = plans if plans is not None else load_plans()
+        self.counters = counters if counters is not None else MemoryCounters()
+        self.guard = guard or FloodGuard()
+        self._users_version = -1
+        self._users_per_account: dict[int, int] = {}
+        core.calls.on_end = self._call_ended
 
     # -- our own address on the wire --------------------------------------------------------
     def _via(self, peer: Peer, branch: str) -> str:
@@ -131,18 +146,168 @@ class Proxy:
         if not bindings:
             self._refuse(ctx, caller, dialled, 480, "Temporarily Unavailable")
             return
-        fork = Fork(ctx, is_invite, req.call_id)
+        admitted = self._apply_policy(ctx, caller, dialled, Destination(CallType.ON_NET, None, None), peer, now)
+        if admitted is None:
+            return
+        fork = Fork(ctx, is_invite, req.call_id, source=peer)
         ctx.fork = fork
         if is_invite:
             core.respond(ctx, 100, "Trying")
             callee_user = targets[0].user_id
-            fork.tracked = core.calls.start(req.call_id, caller.account_id, caller.sip_username, dialled,
-                                            caller.user_id, callee_user, req.from_tag) is not None
+            call = core.calls.start(req.call_id, caller.account_id, caller.sip_username, dialled,
+                                    caller.user_id, callee_user, req.from_tag)
+            fork.tracked = call is not None
+            if call is not None:
+                self._hold(call, caller, admitted)
         self._prepare(req, mf)
         for binding in sorted(bindings, key=lambda b: -b.q):
             self._add_branch(fork, binding.contact, binding.peer, peer)
         if is_invite:
             self._restart_timer_c(fork)  # RFC 3261 §16.6 step 11: even a branch that only says 100
+
+    # -- call policy ------------------------------------------------------------------------
+    def _apply_policy(self, ctx: ServerCtx, caller: LineEntry, dialled: str, dest: Destination, peer: Peer,
+                      now: float) -> tuple[Plan, Attempt, Admit] | None:
+        """Ask the pure policy; refuse (with the rule in reason and record) or return what admitted it."""
+        snapshot = self.core.directory.snapshot
+        account = snapshot.accounts.get(caller.account_id)
+        plan = self.plans.get(account.plan) if account is not None else None
+        if account is None or plan is None:
+            self._refuse(ctx, caller, dialled, 403, "Account has no service plan")
+            return None
+        if ctx.request.method != "INVITE":
+            return plan, Attempt(caller.account_id, caller.sip_username, dest), Admit(counts_for_fair_use=False)
+        counters, guard = self.counters, self.guard
+        source_key, callee_key = f"src:{peer.host}", f"dst:{caller.account_id}:{dialled}"
+        fair = plan.fair_use
+        month = self.core.clock.wall().strftime("%Y-%m")
+        usage = Usage(
+            account_active=counters.active(account_key(caller.account_id)),
+            line_active=counters.active(line_key(caller.sip_username)),
+            fair_use_minutes=(counters.usage(usage_key(caller.account_id, month, fair.counts)) / 60.0
+                              if fair is not None else 0.0),
+            fair_use_limit=(float(fair.monthly_limit(authorised_users=self._authorised_users(caller.account_id),
+                                                     audio_users=self._authorised_users(caller.account_id)))
+                            if fair is not None else None),
+            source_rate=counters.hit(source_key, now, guard.window),
+            callee_rate=counters.hit(callee_key, now, guard.window),
+            source_banned=counters.banned_until(source_key, now) is not None,
+            callee_banned=counters.banned_until(callee_key, now) is not None,
+        )
+        attempt = Attempt(caller.account_id, caller.sip_username, dest, deposit_usd=account.deposit_usd,
+                          allowed_prefixes=account.allowed_prefixes)
+        decision = decide(attempt, plan, usage, guard)
+        if isinstance(decision, Reject):
+            if decision.ban is not None:
+                counters.ban(source_key if decision.ban == "source" else callee_key, now + guard.ban_seconds)
+            self._refuse(ctx, caller, dialled, decision.status, decision.reason, decision.rule_id)
+            return None
+        return plan, attempt, decision
+
+    def _authorised_users(self, account_id: int) -> int:
+        """Users in the account (the fair-use basis of R26/R31), recounted when the snapshot changes."""
+        snapshot = self.core.directory.snapshot
+        if snapshot.version != self._users_version:
+            counts: dict[int, int] = {}
+            for user in snapshot.users.values():
+                counts[user.account_id] = counts.get(user.account_id, 0) + 1
+            self._users_per_account, self._users_version = counts, snapshot.version
+        return self._users_per_account.get(account_id, 0)
+
+    def _hold(self, call: Call, caller: LineEntry, admitted: tuple[Plan, Attempt, Admit]) -> None:
+        """An admitted call takes its lease on the concurrency counters and notes where its minutes go."""
+        plan, attempt, decision = admitted
+        self.counters.acquire(call.call_id, (account_key(caller.account_id), line_key(caller.sip_username)))
+        call.call_type = attempt.destination.kind.value
+        call.overage = decision.overage
+        call.plan_id = plan.id
+        if plan.fair_use is not None and decision.counts_for_fair_use:
+            month = self.core.clock.wall().strftime("%Y-%m")
+            call.usage_key = usage_key(caller.account_id, month, plan.fair_use.counts)
+
+    def _call_ended(self, call: Call, duration: float) -> None:
+        """Every ending path of a call: release its lease, count its minutes."""
+        self.counters.release(call.call_id)
+        if call.usage_key is not None and duration > 0:
+            self.counters.add_usage(call.usage_key, duration)
+
+    # -- enforcing on confirmed calls: duration caps (R20) and session timers (RFC 4028) -------------
+    def _confirmed(self, fork: Fork, bctx: ClientCtx, resp: Response) -> None:
+        """The kept 2xx: remember both legs (to send BYEs ourselves) and start the call's timers."""
+        call = self.core.calls.calls.get(fork.call_id)
+        req = fork.server.request
+        if call is None or fork.source is None:
+            return
+        try:
+            caller_contacts, callee_contacts = req.contacts, resp.contacts
+        except ParseError:
+            return  # we can still relay this call; we just cannot end it ourselves
+        if caller_contacts == "*" or callee_contacts == "*" or not caller_contacts or not callee_contacts:
+            return
+        call.dialog = DialogInfo(
+            call_id=req.call_id, caller_from=req.get("from") or "", callee_to=resp.get("to") or "",
+            caller_tag=req.from_tag, callee_tag=resp.to_tag,
+            caller=Leg(str(caller_contacts[0].uri), fork.source, req.cseq.seq),
+            callee=Leg(str(callee_contacts[0].uri), bctx.target, 0),
+            fax=is_t38(req.body) or is_t38(resp.body),
+            session_interval=session_interval(resp.get("session-expires")),
+        )
+        self._arm_call_timers(call)
+
+    def _arm_call_timers(self, call: Call) -> None:
+        """(Re)start the duration cap for the call's media type and its session timer."""
+        info = call.dialog
+        if info is None or call.answered is None:
+            return
+        for handle in call.timers:
+            handle.cancel()
+        call.timers.clear()
+        clock = self.core.clock
+        plan = self.plans.get(call.plan_id or "")
+        cap = None if plan is None else (plan.fax_max_seconds if info.fax else plan.voice_max_seconds)
+        if cap is not None:
+            kind = "Fax" if info.fax else "Voice"
+            text = f"{kind} call duration cap of {cap / 3600:g} h reached (R20)"
+            left = call.answered + cap - clock.now()
+            call.timers.append(clock.call_later(left, lambda: self.end_call(call.call_id, text, "R20")))
+        if info.session_interval:
+            call.timers.append(clock.call_later(
+                info.session_interval,
+                lambda: self.end_call(call.call_id, "Session expired without refresh (RFC 4028)", None)))
+
+    def _track_cseq(self, req: Request) -> None:
+        call = self.core.calls.calls.get(req.call_id)
+        if call is not None and call.dialog is not None:
+            leg = call.dialog.side_of(req.from_tag)
+            if leg is not None:
+                leg.cseq = max(leg.cseq, req.cseq.seq)
+
+    def _refreshed(self, req: Request, resp: Response) -> None:
+        """A re-INVITE or UPDATE succeeded: T.38 may have started, the session timer restarts."""
+        call = self.core.calls.calls.get(req.call_id)
+        info = call.dialog if call is not None else None
+        if call is None or info is None:
+            return
+        if is_t38(req.body) or is_t38(resp.body):
+            info.fax = True
+        interval = session_interval(resp.get("session-expires"))
+        if interval is not None:
+            info.session_interval = interval
+        self._arm_call_timers(call)
+
+    def end_call(self, call_id: str, text: str, rule_id: str | None) -> bool:
+        """End a confirmed call from the gateway: BYE to both legs with a Reason, then the record."""
+        call = self.core.calls.calls.get(call_id)
+        if call is None or call.dialog is None:
+            return False
+        info = call.dialog
+        reason = f'SIP;cause=200;text="{text}"'
+        for toward_callee in (True, False):
+            leg = info.callee if toward_callee else info.caller
+            bye = build_bye(info, toward_callee, self._via(leg.peer, self.core.new_branch()), reason)
+            self.core.start_client(bye, leg.peer, on_final=lambda _r: None)
+        self.core.calls.end(call_id, text, rule_id)
+        return True
 
     def _looped(self, req: Request) -> bool:
         """RFC 3261 §16.3 step 4: one of our own branches below the top Via means the request came back."""
@@ -273,7 +438,9 @@ class Proxy:
             return
         if req.method == "BYE":
             core.calls.bye(req.call_id, req.from_tag, req.to_tag)
-        fork = Fork(ctx, req.method == "INVITE", req.call_id)
+        else:
+            self._track_cseq(req)
+        fork = Fork(ctx, req.method == "INVITE", req.call_id, in_dialog=True)
         ctx.fork = fork
         self._prepare_in_dialog(req, mf)
         branch = core.new_branch()
@@ -358,6 +525,9 @@ class Proxy:
                 fork.timer_c = None
             if first and fork.is_invite and fork.tracked:
                 self.core.calls.final(fork.call_id, status, resp.reason, resp.to_tag)
+                self._confirmed(fork, bctx, resp)
+            elif fork.in_dialog and fork.server.request.method in ("INVITE", "UPDATE"):
+                self._refreshed(fork.server.request, resp)
             self._relay(fork, resp)  # every 2xx goes upstream (RFC 3261 §16.7 step 5)
             if first and fork.is_invite:
                 for j in range(len(fork.branches)):

@@ -19,6 +19,7 @@ from gateway.calls import CallTracker
 from gateway.clock import ManualClock
 from gateway.core import Identity, SipCore
 from gateway.location import LocationService
+from gateway.policy import FloodGuard
 from gateway.proxy import Proxy
 from gateway.registrar import Registrar, RegistrarConfig
 from gateway.sip.digest import Algorithm, NonceManager, build_credentials, parse_challenge
@@ -56,7 +57,7 @@ class Phone:
 
 class Gateway:
     def __init__(self, tmp: Path, *, algorithms: tuple[Algorithm, ...] = (Algorithm.MD5, Algorithm.SHA256),
-                 nonce_lifetime: float = 300.0) -> None:
+                 nonce_lifetime: float = 300.0, plan: str = "connect", guard: FloodGuard | None = None) -> None:
         self.clock = ManualClock()
         self.engine = make_engine(f"sqlite:///{tmp / 'gw.db'}")
         init_db(self.engine)
@@ -76,10 +77,10 @@ class Gateway:
         self.core = SipCore(identity=ident, clock=self.clock, directory=self.directory,
                             registrar=self.registrar, location=self.location, calls=self.calls,
                             send=lambda data, peer: self.sent.append((data, peer)),
-                            proxy_factory=lambda c: Proxy(c, self.auth))
+                            proxy_factory=lambda c: Proxy(c, self.auth, guard=guard))
         with Session(self.engine) as s:
             env = self._env(s)
-            acc = services.create_account(env, AccountCreate(name="Lab", plan="connect", region="US"))
+            acc = services.create_account(env, AccountCreate(name="Lab", plan=plan, region="US"))
             assert acc.id is not None
             self.account_id = acc.id
             loc = services.create_location(env, acc.id, LocationCreate(
