@@ -178,7 +178,9 @@ class Proxy:
         if ctx.request.method != "INVITE":
             return plan, Attempt(caller.account_id, caller.sip_username, dest), Admit(counts_for_fair_use=False)
         counters, guard = self.counters, self.guard
-        source_key, callee_key = f"src:{peer.host}", f"dst:{caller.account_id}:{dialled}"
+        # R27/R22 automated dialling is a caller's pattern (many lines share one NAT address, and
+        # every phone of a lab shares loopback), high-frequency inbound calls a callee's
+        source_key, callee_key = f"src:{caller.sip_username}", f"dst:{caller.account_id}:{dialled}"
         fair = plan.fair_use
         month = self.core.clock.wall().strftime("%Y-%m")
         usage = Usage(

@@ -29,6 +29,7 @@ from gateway.clock import LoopClock
 from gateway.core import Identity, Limits, SipCore
 from gateway.live import GatewayLiveView
 from gateway.location import LocationService
+from gateway.policy import FloodGuard
 from gateway.proxy import Proxy
 from gateway.registrar import Registrar, RegistrarConfig
 from gateway.settings import Settings
@@ -41,6 +42,7 @@ from provisioning.db import init_db, make_engine
 from provisioning.demo import DemoCredential, seed_demo
 from provisioning.directory import Directory
 from provisioning.events import Change, ChangeBus
+from provisioning.plans import load_plans
 
 log = logging.getLogger("voiplab")
 
@@ -143,6 +145,9 @@ async def start(settings: Settings, *, announce: Callable[[str], None] = print) 
     identity = make_identity(settings, sip_addrs)
     advertise = identity.advertise
     location = LocationService()
+    plans = load_plans()
+    guard = FloodGuard(window=settings.flood_window, max_per_source=settings.flood_per_line,
+                       max_per_callee=settings.flood_per_callee, ban_seconds=settings.flood_ban_seconds)
     nonces = NonceManager(secrets.token_bytes(32), settings.nonce_lifetime)
     auth = Authenticator(settings.domain, nonces, _algorithms(settings.digest_algorithms))
     registrar = Registrar(RegistrarConfig(min_expires=settings.min_expires, max_contacts=settings.max_contacts),
@@ -153,7 +158,8 @@ async def start(settings: Settings, *, announce: Callable[[str], None] = print) 
     transports = Transports(loop, lambda data, peer: core_ref[0].on_message(data, peer), clock)
     core = SipCore(identity=identity, clock=clock, directory=directory, registrar=registrar,
                    location=location, calls=calls, send=transports.send,
-                   proxy_factory=lambda c: Proxy(c, auth), limits=Limits(max_call=settings.dialog_timeout))
+                   proxy_factory=lambda c: Proxy(c, auth, plans=plans, guard=guard),
+                   limits=Limits(max_call=settings.dialog_timeout))
     core_ref.append(core)
     transports.on_stream_error = core.answer_parse_error
 

@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     nonce_lifetime: float = 300.0
     min_expires: int = 60
     max_contacts: int = 10
+    flood_window: float = 10.0  # R27 guard: attempts counted over this many seconds
+    flood_per_line: int = 60  # …per calling line before it is banned
+    flood_per_callee: int = 60  # …per dialled number before it is banned
+    flood_ban_seconds: float = 300.0
     dialog_timeout: float = 12 * 3600.0  # a call whose BYE never crossed us ends after this
     demo: bool = False
     node: str = "gw1"
