@@ -240,7 +240,8 @@ class PsapUas:
             return
         self.send(dialog.pending, dialog.peer)
         dialog.interval = min(dialog.interval * 2, self.timers.t2)
-        dialog.retx = self.clock.call_later(dialog.interval, lambda: self._retransmit(dialog))
+        delay = min(dialog.interval, dialog.give_up_at - self.clock.now())
+        dialog.retx = self.clock.call_later(delay, lambda: self._retransmit(dialog))
 
     def _on_ack(self, req: Request) -> None:
         tag = req.to_tag
