@@ -106,9 +106,11 @@ class PsapServer:
             if not sip_transport.is_closing():
                 sip_transport.sendto(data, addr)
 
-        uas = PsapUas(clock=clock or LoopClock(loop), send=send, host=host, port=bound, media_port=media_port,
-                      config=config or PsapConfig(), lookup=lookup or ExpectedLocations().get,
-                      log=log or PsapLog(), validator=validator or PidfValidator(), timers=timers)
+        uas = PsapUas(clock=clock if clock is not None else LoopClock(loop), send=send, host=host, port=bound,
+                      media_port=media_port, config=config if config is not None else PsapConfig(),
+                      lookup=lookup if lookup is not None else ExpectedLocations().get,
+                      log=log if log is not None else PsapLog(),  # an empty log is falsy: no `or`
+                      validator=validator if validator is not None else PidfValidator(), timers=timers)
         protocol.uas = uas
         logger.info("PSAP simulator on udp:%s:%s (media sink %s)", host, bound, media_port)
         return cls(uas, host, bound, media_port, sip_transport, media_transport)
