@@ -44,6 +44,16 @@ REGISTRATION_KEYS = ("aor", "account_id", "contact", "source")
 CALL_KEYS = ("call_id", "account_id", "state")
 
 _serial = itertools.count(1)
+_PEOPLE = [
+    ("Ada", "Lovelace"),
+    ("Alan", "Turing"),
+    ("Grace", "Hopper"),
+    ("Edsger", "Dijkstra"),
+    ("Barbara", "Liskov"),
+    ("Claude", "Shannon"),
+    ("Frances", "Allen"),
+    ("Dennis", "Ritchie"),
+]
 
 
 class ApiError(AssertionError):
@@ -105,9 +115,11 @@ class VoiplabApi:
         return int(self.request("post", f"{API}/accounts", {"name": name, "plan": plan, "region": region})["id"])
 
     def create_user(self, account_id: int, extension: str, display_name: str | None = None) -> int:
+        # R1: a named user ID names a person, never a role ("user201@…" is refused as generic)
+        first, last = _PEOPLE[int(extension) % len(_PEOPLE)]
         body = {
-            "named_user_id": f"user{extension}.{secrets.token_hex(4)}@peers.example.com",
-            "display_name": display_name or f"Peer {extension}",
+            "named_user_id": f"{first}.{last}.{secrets.token_hex(4)}@peers.example.com".lower(),
+            "display_name": display_name or f"{first} {last}",
             "extension": extension,
         }
         return int(self.request("post", f"{API}/accounts/{account_id}/users", body)["id"])
