@@ -375,6 +375,101 @@ class LicenceOut(_Out):
     revoked_line_ids: list[int] = Field(default_factory=list)
 
 
+# --- room kits and equipment orders (R40-R42) -------------------------------------------------
+
+KitRole = Literal["audio", "camera", "computer", "input", "installation_sheet"]
+
+
+class ComponentIn(_In):
+    model: str = Field(min_length=1, max_length=120, description="A room-kit hardware profile id "
+                       "(its roles come from the catalog), or free text with `role` (keyboard + mouse, "
+                       "installation sheet).")
+    serial: str = Field(min_length=1, max_length=64)
+    role: KitRole | None = None
+
+
+class RoomKitCreate(_In):
+    name: str = Field(min_length=1, max_length=200)
+    room_user_id: int = Field(description="The meeting room's named user (kind `room`, R7).")
+    components: list[ComponentIn] = Field(min_length=1, max_length=20)
+    amount_usd: int = Field(ge=0, le=10_000_000, description="Purchase price (restocking fee base, R42).")
+    purchased_at: AwareDatetime | None = Field(default=None, description="Warranty start (R41); "
+                                               "default: the order time.")
+
+
+class OrderCreate(_In):
+    description: str = Field(min_length=1, max_length=200)
+    amount_usd: int = Field(ge=0, le=10_000_000)
+    purchased_at: AwareDatetime | None = None
+
+
+class ShipIn(_In):
+    tracking_number: str = Field(min_length=1, max_length=64)
+
+
+class ClaimIn(_In):
+    kind: Literal["missing_parts", "warranty"]
+    component_ids: list[int] = Field(default_factory=list, max_length=20)
+    description: str = Field(default="", max_length=500)
+
+
+class CancelIn(_In):
+    written_notice: bool = Field(default=False, description="Required after 24 hours (R42).")
+
+
+class ComponentOut(_Out):
+    id: int
+    roles: list[str]
+    model: str
+    serial: str
+
+
+class ClaimOut(_Out):
+    id: int
+    order_id: int
+    kind: str
+    at: datetime
+    component_ids: list[int]
+    description: str
+    outcome: str
+    rule_id: str
+
+
+class OrderOut(_Out):
+    id: int
+    account_id: int
+    room_kit_id: int | None
+    description: str
+    amount_usd: int
+    state: str
+    ordered_at: datetime
+    purchased_at: datetime
+    tracking_number: str | None
+    shipped_at: datetime | None
+    delivered_at: datetime | None
+    completed_at: datetime | None
+    installed_at: datetime | None
+    activated_at: datetime | None
+    cancelled_at: datetime | None
+    restocking_fee_usd: int | None
+    tracking_due_at: datetime
+    tracking_late: bool
+    claim_deadline: datetime | None
+    warranty_until: datetime
+    claims: list[ClaimOut] = Field(default_factory=list)
+
+
+class RoomKitOut(_Out):
+    id: int
+    account_id: int
+    room_user_id: int
+    name: str
+    state: str
+    created_at: datetime
+    components: list[ComponentOut]
+    order: OrderOut
+
+
 # --- call records ---------------------------------------------------------------------------
 
 def _clip(value: Any, limit: int) -> Any:

@@ -22,6 +22,7 @@ from provisioning.api.routes import (
     live,
     locations,
     plans,
+    room_kits,
     users,
 )
 
@@ -39,7 +40,8 @@ def create_app(ctx: ProvisioningContext) -> FastAPI:
     errors.install(app)
     app.include_router(health.router)
     v1 = APIRouter(prefix=API_PREFIX, dependencies=[Depends(require_token)])
-    for module in (accounts, users, locations, devices, licences, live, cdrs, catalog, plans):
+    for module in (accounts, users, locations, devices, licences, room_kits, live, cdrs, catalog,
+                   plans):
         v1.include_router(module.router)
     app.include_router(v1)
     return app
