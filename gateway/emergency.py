@@ -33,18 +33,24 @@ Inputs are plain dataclasses the proxy fills from the directory snapshot;
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import Enum
+from typing import Any
 
+from e911.civic import CivicAddress, profile_for
 from e911.conveyance import (
     PIDF,
     callback_identity,
     find_sdp,
     geolocation_headers,
     location_body,
+    new_content_id,
     parse_content_type,
 )
 from e911.dialplans import Classification, DialPlans, EmergencyKind, classify
+from e911.pidf import build_pidf, device_uri
 from gateway.sip.message import Request
 
 #: account statuses that mean "service deactivated" (R11); any other status lets the call through
@@ -243,6 +249,26 @@ def _test_route(call: EmergencyClass, ctx: EmergencyContext) -> EmergencyRoute:
 
 
 # --- editing the forwarded INVITE ------------------------------------------------------------
+
+def pidf_for_call(location: Mapping[str, Any] | CivicAddress, *, device_id: int, mac: str | None,
+                  callback: str | None, domain: str, now: datetime) -> tuple[bytes, str]:
+    """The PIDF-LO for one emergency call from a device, and a fresh Content-ID for it.
+
+    `location` is the device's registered (dispatchable) location: a
+    provisioning Location row as a dict (civic fields; other keys ignored) or
+    a CivicAddress. The device id is `mac:<mac>` for phones with a MAC, else
+    `urn:voiplab:device:<id>` (`e911.pidf.device_uri`); the entity is the
+    callback number at our domain; xml:lang comes from the country profile;
+    method Manual (a customer-registered address); timestamp `now` (the
+    gateway clock's wall time, so the PSAP simulator sees a fresh one).
+    """
+    civic = location if isinstance(location, CivicAddress) else CivicAddress.from_mapping(location)
+    profile = profile_for(civic.country) if civic.country else None
+    entity = f"pres:{callback or f'device-{device_id}'}@{domain}"
+    pidf = build_pidf(civic, entity=entity, device_id=device_uri(device_id, mac), timestamp=now,
+                      lang=profile.lang if profile is not None else None)
+    return pidf, new_content_id(domain)
+
 
 def attach_location(req: Request, *, pidf: bytes, cid: str, callback: str | None, host: str,
                     display: str | None = None, loc_src: str | None = None,

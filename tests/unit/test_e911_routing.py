@@ -11,7 +11,7 @@ import pytest
 from e911.civic import CivicAddress
 from e911.conveyance import PIDF, SDP, extract_location, parse_multipart
 from e911.dialplans import URN_SOS, URN_TEST, EmergencyKind
-from e911.pidf import build_pidf, parse_pidf
+from e911.pidf import PidfValidator, build_pidf, parse_pidf
 from gateway.emergency import (
     DEACTIVATED_ACCOUNT_STATUSES,
     EmergencyClass,
@@ -20,6 +20,7 @@ from gateway.emergency import (
     attach_location,
     classify_call,
     emergency_decision,
+    pidf_for_call,
     strip_location,
 )
 from gateway.sip.message import Request
@@ -229,3 +230,20 @@ def test_strip_location_can_keep_the_identity_and_handles_pidf_only_bodies() -> 
     req.body = PIDF_DOC
     strip_location(req, keep_identity=True)
     assert req.has("p-asserted-identity") and not req.has("content-type") and req.body == b""
+
+
+def test_pidf_for_call_builds_a_valid_document_from_a_location_row() -> None:
+    row = {"id": 3, "account_id": 1, "name": "HQ", "country": "GB", "a3": "London", "rd": "Downing Street",
+           "hno": "10", "pc": "SW1A 2AA", "flr": "1", "callback_number": "+442079460000"}
+    now = datetime(2026, 2, 2, 10, 0, tzinfo=UTC)
+    pidf, cid = pidf_for_call(row, device_id=9, mac=None, callback="+442079460000", domain="gw.example.net",
+                              now=now)
+    assert PidfValidator().problems(pidf) == []
+    parsed = parse_pidf(pidf)
+    assert parsed.device_id == "urn:voiplab:device:9" and parsed.entity == "pres:+442079460000@gw.example.net"
+    assert parsed.lang == "en-GB" and parsed.timestamp == now and parsed.method == "Manual"
+    assert parsed.civic == CivicAddress.from_mapping(row)
+    assert cid.startswith("loc-") and cid.endswith("@gw.example.net")
+    with_mac, _ = pidf_for_call(CivicAddress.from_mapping(row), device_id=9, mac="00:15:65:AB:CD:EF",
+                                callback=None, domain="gw", now=now)
+    assert parse_pidf(with_mac).device_id == "mac:001565abcdef"
