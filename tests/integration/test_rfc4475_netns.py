@@ -61,6 +61,7 @@ def test_rfc4475_messages_get_expected_verdicts(tmp_path: Path) -> None:
     report = [
         f"namespace: {mode}; gateway: {' '.join(result['gateway_command'])}",
         f"OPTIONS before: {result['pre_probe']}; after: {result['post_probe']}",
+        f"live calls afterwards: {result['live_calls']}",
         f"gateway alive after the messages: {result['alive_after_messages']}; "
         f"exit status on SIGTERM: {result['gateway_rc']}",
         result["table"],
@@ -78,3 +79,4 @@ def test_rfc4475_messages_get_expected_verdicts(tmp_path: Path) -> None:
     assert result["alive_after_messages"], "gateway died\n" + text
     assert result["post_probe"] == "SIP/2.0 200 OK", "no OPTIONS answer afterwards\n" + text
     assert not result["tracebacks"], "exceptions escaped in the gateway\n" + text
+    assert result["live_calls"] == [], "torture INVITEs left live calls behind\n" + text

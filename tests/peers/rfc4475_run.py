@@ -20,9 +20,11 @@ import socket
 import subprocess
 import sys
 import tempfile
+import urllib.request
 from pathlib import Path
 from typing import Any
 
+from tests.peers.api import API
 from tests.peers.gateway import GatewayError, GatewayProcess, GatewaySpec
 from tests.peers.rfc4475 import LISTEN_PORTS, TortureSender, format_table, judge, load_messages
 
@@ -80,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
             result["alive_after_messages"] = gateway.alive()
             post = sender.probe()
             result["post_probe"] = post.start_line if post else None
+            result["live_calls"] = _api_get(gateway, f"{API}/calls")
+            result["registrations"] = _api_get(gateway, f"{API}/registrations")
     finally:
         result["gateway_rc"] = gateway.stop()
     log = gateway.log_since(0, limit=400_000)
@@ -102,6 +106,18 @@ def main(argv: list[str] | None = None) -> int:
     result["table"] = format_table(outcomes)
     print(json.dumps(result))
     return 0
+
+
+def _api_get(gateway: GatewayProcess, path: str) -> Any:
+    """Live state after the torture run (a leaked call or binding shows up here)."""
+    req = urllib.request.Request(
+        gateway.api_url + path, headers={"Authorization": f"Bearer {gateway.spec.token}"}
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return json.loads(resp.read())
+    except (OSError, ValueError) as exc:
+        return f"unavailable: {exc}"
 
 
 def _tracebacks(log: str) -> list[str]:
