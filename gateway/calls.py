@@ -40,6 +40,7 @@ class Call:
     plan_id: str | None = None
     usage_key: str | None = None  # fair-use counter this call's minutes go to (None: not counted)
     overage: bool = False  # admitted past the fair-use allowance
+    fax_line: bool = False  # the caller's line is an ATA port whose purpose is fax (R20 fax cap)
     dialog: DialogInfo | None = None  # what the gateway needs to end the call itself
     timers: list[TimerHandle] = field(default_factory=list)  # duration cap, session timer
 

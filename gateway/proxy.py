@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from gateway.auth import Authenticator, Verdict
 from gateway.calls import Call
 from gateway.clock import TimerHandle
-from gateway.counters import MemoryCounters, account_key, line_key, usage_key
+from gateway.counters import MemoryCounters, account_key, licence_key, line_key, usage_key
 from gateway.dialogs import DialogInfo, Leg, build_bye, is_t38, session_interval
 from gateway.location import Binding
 from gateway.numbering import CallType, Destination
@@ -159,6 +159,7 @@ class Proxy:
             fork.tracked = call is not None
             if call is not None:
                 self._hold(call, caller, admitted)
+                call.fax_line = call.fax_line or any(t.purpose == "fax" for t in targets)
         self._prepare(req, mf)
         for binding in sorted(bindings, key=lambda b: -b.q):
             self._add_branch(fork, binding.contact, binding.peer, peer)
@@ -186,6 +187,8 @@ class Proxy:
         usage = Usage(
             account_active=counters.active(account_key(caller.account_id)),
             line_active=counters.active(line_key(caller.sip_username)),
+            licence_active=(counters.active(licence_key(caller.licence_id))
+                            if caller.licence_id is not None and caller.licence_kind == "concurrent" else 0),
             fair_use_minutes=(counters.usage(usage_key(caller.account_id, month, fair.counts)) / 60.0
                               if fair is not None else 0.0),
             fair_use_limit=(float(fair.monthly_limit(authorised_users=self._authorised_users(caller.account_id),
@@ -196,8 +199,11 @@ class Proxy:
             source_banned=counters.banned_until(source_key, now) is not None,
             callee_banned=counters.banned_until(callee_key, now) is not None,
         )
+        concurrent = caller.licence_id if caller.licence_kind == "concurrent" else None
         attempt = Attempt(caller.account_id, caller.sip_username, dest, deposit_usd=account.deposit_usd,
-                          allowed_prefixes=account.allowed_prefixes)
+                          allowed_prefixes=account.allowed_prefixes,
+                          line_limit=1 if caller.port is not None else None,  # an ATA port carries one call
+                          licence_id=concurrent)
         decision = decide(attempt, plan, usage, guard)
         if isinstance(decision, Reject):
             if decision.ban is not None:
@@ -219,7 +225,11 @@ class Proxy:
     def _hold(self, call: Call, caller: LineEntry, admitted: tuple[Plan, Attempt, Admit]) -> None:
         """An admitted call takes its lease on the concurrency counters and notes where its minutes go."""
         plan, attempt, decision = admitted
-        self.counters.acquire(call.call_id, (account_key(caller.account_id), line_key(caller.sip_username)))
+        keys = [account_key(caller.account_id), line_key(caller.sip_username)]
+        if attempt.licence_id is not None:
+            keys.append(licence_key(attempt.licence_id))
+        self.counters.acquire(call.call_id, keys)
+        call.fax_line = caller.purpose == "fax"
         call.call_type = attempt.destination.kind.value
         call.overage = decision.overage
         call.plan_id = plan.id
@@ -251,7 +261,7 @@ class Proxy:
             caller_tag=req.from_tag, callee_tag=resp.to_tag,
             caller=Leg(str(caller_contacts[0].uri), fork.source, req.cseq.seq),
             callee=Leg(str(callee_contacts[0].uri), bctx.target, 0),
-            fax=is_t38(req.body) or is_t38(resp.body),
+            fax=call.fax_line or is_t38(req.body) or is_t38(resp.body),
             session_interval=session_interval(resp.get("session-expires")),
         )
         self._arm_call_timers(call)

@@ -73,6 +73,9 @@ class Registrar:
         to_uri = req.to.uri
         if not isinstance(to_uri, SipURI) or (to_uri.user_unescaped or "") != line.sip_username:
             return build_response(req, 403, "Registration for another user refused", to_tag=_tag(req))
+        holder = self._licence_holder(line, snapshot, now)
+        if holder is not None and (req.expires != 0 or req.contacts != "*"):
+            return build_response(req, 403, "Concurrent licence in use by another user (R4)", to_tag=_tag(req))
         aor = line.sip_username
         try:
             response = self._update_bindings(req, aor, peer, now, wall.isoformat())
@@ -81,6 +84,15 @@ class Registrar:
         if response is not None:
             return response
         return self._ok(req, aor, now, wall)
+
+    def _licence_holder(self, line: LineEntry, snapshot: DirectorySnapshot, now: float) -> str | None:
+        """R4: the other user registered on this line's concurrent licence, if any."""
+        if line.licence_kind != "concurrent" or line.licence_id is None:
+            return None
+        for other in snapshot.by_licence.get(line.licence_id, ()):
+            if other.user_id != line.user_id and self.location.lookup(other.sip_username, now):
+                return other.sip_username
+        return None
 
     def _update_bindings(self, req: Request, aor: str, peer: Peer, now: float, wall: str) -> Response | None:
         contacts = req.contacts

@@ -171,3 +171,23 @@ def test_deactivation_drops_bindings_through_the_change_bus(gw: Gateway) -> None
         s.commit()
     gw.bus.publish(Change("device.suspended", alice.device_id, gw.account_id))
     assert gw.location.lookup(alice.username, gw.clock.now()) == []
+
+
+def test_r4_concurrent_licence_admits_one_registered_user_at_a_time(gw: Gateway) -> None:
+    from sqlmodel import Session
+
+    from provisioning.schemas import LicenceCreate
+    from provisioning.services.licences import create_licence
+
+    ann, ben = gw.phone("1001"), gw.phone("1002")
+    snapshot = gw.directory.snapshot
+    users = [snapshot.lines[p.username].user_id for p in (ann, ben)]
+    with Session(gw.engine) as s:
+        create_licence(gw._env(s), gw.account_id, LicenceCreate(kind="concurrent", name="shared desk",
+                                                                user_ids=users))
+    assert gw.directory.snapshot.lines[ann.username].licence_kind == "concurrent"
+    assert register(gw, ann).status == 200
+    second = register(gw, ben)
+    assert (second.status, second.reason) == (403, "Concurrent licence in use by another user (R4)")
+    assert register(gw, ann, expires=0).status == 200  # the first user logs out…
+    assert register(gw, ben).status == 200  # …and the licence is free for the next
