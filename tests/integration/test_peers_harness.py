@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.peers.accounts import SipAccount
 from tests.peers.rfc4475 import Outcome, Reply, TortureMessage, judge
 
 HOLD_SECONDS = 1.0
@@ -23,7 +24,6 @@ def test_pjsua2_direct_call_between_two_processes(
 ) -> None:
     callee = phone_process(None, name="callee", answer="200")
     port = callee.expect(10, event="ready")["sip_port"]
-    from tests.peers.pjphone import SipAccount
 
     pj_phone.add_account(SipAccount("caller", "", f"127.0.0.1:{pj_phone.sip_port}"))
     call = pj_phone.call(f"sip:phone@127.0.0.1:{port}")

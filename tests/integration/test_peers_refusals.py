@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 
+from tests.peers.accounts import SipAccount
 from tests.peers.api import ApiError, ProvisionedLine, VoiplabApi
 from tests.peers.gateway import GatewayProcess
-from tests.peers.pjphone import SipAccount, sip_messages
+from tests.peers.pjsip_log import sip_messages
 
 pytestmark = pytest.mark.peers
 

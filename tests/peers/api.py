@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from tests.peers.pjphone import SipAccount
+from tests.peers.accounts import SipAccount
 
 API = "/api/v1"
 

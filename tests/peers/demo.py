@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from tests.peers.pjphone import SipAccount
+from tests.peers.accounts import SipAccount
 
 
 @dataclass(frozen=True)

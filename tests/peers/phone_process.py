@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.peers.pjphone import SipAccount
+from tests.peers.accounts import SipAccount
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -24,6 +24,9 @@ from typing import Any
 
 import pjsua2 as pj
 
+from tests.peers.accounts import SipAccount
+from tests.peers.pjsip_log import sip_messages
+
 Event = dict[str, Any]
 EventSink = Callable[[Event], None]
 
@@ -50,28 +53,6 @@ _MEDIA_STATUS = {
     pj.PJSUA_CALL_MEDIA_REMOTE_HOLD: "remote_hold",
     pj.PJSUA_CALL_MEDIA_ERROR: "error",
 }
-
-
-@dataclass(frozen=True)
-class SipAccount:
-    """Credentials and where to register; `registrar` is `host:port` (`[::1]:port` for IPv6)."""
-
-    username: str
-    password: str
-    domain: str
-    registrar: str = ""  # empty: no registrar and no outbound proxy (direct calls)
-    transport: str = "udp"
-    algorithm: str | None = None  # "MD5" | "SHA-256"; None lets pjsip take what it is offered
-    register: bool = True
-    expires: int = 300
-
-    @property
-    def aor(self) -> str:
-        return f"sip:{self.username}@{self.domain}"
-
-    def server_uri(self) -> str:
-        suffix = ";transport=tcp" if self.transport == "tcp" else ""
-        return f"sip:{self.registrar}{suffix}"
 
 
 @dataclass(frozen=True)
@@ -508,16 +489,6 @@ class PjPhone:
                     self.answer(p.call_id, p.code)
                 else:
                     self.hangup(p.call_id)
-
-
-_LOGGED_MSG = re.compile(
-    r"\b(TX|RX) \d+ bytes (?:Request|Response) msg [^\n]*:\n(.*?)\n--end msg--", re.S
-)
-
-
-def sip_messages(log: str) -> list[tuple[str, str]]:
-    """(direction "TX"/"RX", message text) for every SIP message in a pjsip log at level ≥ 4."""
-    return [(m.group(1), m.group(2)) for m in _LOGGED_MSG.finditer(log)]
 
 
 def _transport_type(transport: str, host: str) -> int:
