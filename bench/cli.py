@@ -71,6 +71,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                    help="voiplab executable")
     p.add_argument("--voiplab-arg", action="append", default=[],
                    help="extra argument for `voiplab serve` (repeatable)")
+    p.add_argument("--voiplab-env", action="append", default=[], metavar="KEY=VALUE",
+                   help="environment for `voiplab serve` (repeatable); by default the R27 flood "
+                        "guard thresholds are raised, e.g. VOIPLAB_FLOOD_PER_LINE=60 restores one")
     p.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
     p.add_argument("--doc", type=Path, default=ROOT / "docs" / "benchmarks.md")
     p.add_argument("--no-doc", action="store_true", help="do not touch docs/benchmarks.md")
@@ -87,6 +90,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     if min(args.registrants, args.call_pairs, args.sipp_procs, args.uas_procs) < 1:
         p.error("counts must be at least 1")
     args.mode = "quick" if args.quick else "full" if args.full else "default"
+    env: dict[str, str] = {}
+    for item in args.voiplab_env:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            p.error(f"--voiplab-env wants KEY=VALUE, not {item!r}")
+        env[key] = value
+    args.voiplab_env = env
     return args
 
 
@@ -100,7 +110,7 @@ def make_server(name: str, args: argparse.Namespace, workdir: Path) -> BenchServ
         return KamailioServer(workdir, host, free_port(host), DOMAIN,
                               children=args.kamailio_workers)
     return VoiplabServer(workdir, host, free_port(host), free_port(host), DOMAIN,
-                         binary=args.voiplab, extra_args=args.voiplab_arg)
+                         binary=args.voiplab, extra_args=args.voiplab_arg, env=args.voiplab_env)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -41,6 +41,7 @@ class KamailioServer:
         self.pkg_mb = pkg_mb
         self.log_path = workdir / "kamailio.log"
         self._proc: subprocess.Popen[bytes] | None = None
+        self._db = workdir / "dbtext"
 
     # --- provisioning -----------------------------------------------------------------------
     def _write_db(self, users: Sequence[BenchUser]) -> Path:
@@ -73,20 +74,28 @@ class KamailioServer:
     def launch(self, users: Sequence[BenchUser]) -> dict[str, SipAccount]:
         if shutil.which(self.binary) is None:
             raise ServerError(f"{self.binary} not found (apt-get install kamailio)")
-        db = self._write_db(users)
-        cmd = self.command(db)
+        self._db = self._write_db(users)
+        cmd = self.command(self._db)
         check = subprocess.run([*cmd[:1], "-c", *cmd[3:]], capture_output=True, text=True,
                                timeout=30, check=False)
         if check.returncode != 0:
             raise ServerError("kamailio config check failed:\n" + check.stderr[-3000:])
-        with self.log_path.open("wb") as log:
-            self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                          stdin=subprocess.DEVNULL, start_new_session=True)
+        self._start()
+        return {u.name: SipAccount(username=u.name, password=u.password, dial=u.name)
+                for u in users}
+
+    def _start(self) -> None:
+        with self.log_path.open("ab") as log:
+            self._proc = subprocess.Popen(self.command(self._db), stdout=log,
+                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                          start_new_session=True)
         if not wait_sip_ready(self.sip_host, self.sip_port, timeout=15):
             self.stop()
             raise ServerError("kamailio did not answer OPTIONS within 15 s:\n" + self.log_tail())
-        return {u.name: SipAccount(username=u.name, password=u.password, dial=u.name)
-                for u in users}
+
+    def restart(self) -> None:
+        self.stop()
+        self._start()
 
     # --- process ----------------------------------------------------------------------------
     def pid(self) -> int:

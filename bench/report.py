@@ -174,6 +174,12 @@ def render_section(data: dict[str, Any]) -> str:
         lines.append(f"| {SCENARIO_TITLES[scenario]} | {kcell} | {vcell} | {ratio_txt} | "
                      f"{_fmt_rate(goal)} / {_fmt_rate(floor)} |")
     lines.append("")
+    vinfo = voip.get("info", {}).get("details", {})
+    if vinfo.get("environment"):
+        lines += [f"voiplab ran as `{vinfo.get('command', 'voiplab serve')}` with "
+                  f"`{vinfo['environment']}` (R27 flood-guard thresholds raised for the bench's "
+                  "traffic shape; the guard still counts every call; all other policies at their "
+                  "defaults).", ""]
     for name, srv in servers.items():
         if "error" in srv:
             lines += [f"**{name} did not run:** `{srv['error'].splitlines()[0][:300]}`", ""]

@@ -20,7 +20,7 @@ from typing import Any
 from bench import sipp
 from bench.ladder import Ladder
 from bench.procstat import machine_busy_seconds, tree_cpu_seconds
-from bench.servers import BenchServer, free_port
+from bench.servers import BenchServer, ServerError, free_port
 from bench.users import SipAccount, write_callee_csv, write_calls_csv, write_register_csv
 
 RTT_BATCH = 100  # -rtt_freq; per-process call counts are multiples of it (SIPp drops a partial batch)
@@ -223,8 +223,16 @@ class ServerBench:
         retrans = total(results, "retransmissions")
         uas_failed = total(uas, "failed")
         uas_retrans = total(uas, "retransmissions")
-        client_wall = max((r.wall_s for r in results), default=wall)
-        achieved = successful / max(0.001, client_wall - hold)
+        # Offered rate SIPp achieved: calls created over the time it took to create them (a
+        # SIPp held back by -l or by its own CPU creates them late); completion is judged
+        # separately, by the counters.
+        windows = [r.stats.time_to_create(int(r.argv[r.argv.index("-m") + 1])) for r in results]
+        if windows and all(w is not None and w > 0 for w in windows):
+            created = total(results, "created")
+            achieved = created / max(w for w in windows if w is not None)
+        else:
+            client_wall = max((r.wall_s for r in results), default=wall)
+            achieved = successful / max(0.001, client_wall - hold)
         reasons: list[str] = []
         if not self.server.alive():
             reasons.append("server died")
@@ -273,21 +281,46 @@ class ServerBench:
         )
 
     # --- ladders ----------------------------------------------------------------------------
+    def _fresh_server(self, scenario: str, why: str) -> str | None:
+        """Restart the server (and re-register the callees for calls). After an overload
+        both servers keep retransmitting, timing out and answering late for a while, and
+        the UAS port of the next step would receive the previous step's INVITEs: every
+        step after a failure starts from a clean server instead. None when that worked."""
+        self.say(f"  {self.server.name}: restarting ({why})")
+        try:
+            self.server.restart()
+        except ServerError as exc:
+            return f"restart failed: {exc}"
+        if scenario == "call":
+            problem = self.register_callees()
+            if problem is not None:
+                return "callee registration after restart failed: " + problem
+        return None
+
     def _ladder(self, scenario: str, ladder: Ladder) -> ScenarioResult:
         result = ScenarioResult(scenario=scenario, best_rate=0)
         history: list[tuple[int, bool]] = []
         while (rate := ladder.next_rate(history)) is not None:
-            if not self.server.alive():
-                result.note = "server died"
-                break
+            if (history and not history[-1][1]) or not self.server.alive():
+                why = "it died" if not self.server.alive() else "the last step failed"
+                problem = self._fresh_server(scenario, why)
+                if problem is not None:
+                    result.note = problem
+                    break
             self._settle()
             step = self._run_step(scenario, rate)
             if not step.passed and step.background_cpu_pct > DISTURBED and self.server.alive():
                 # Other work took a share of the cores this step needed: run it once more.
                 self.say(f"  {self.server.name} {scenario:8s} {rate:>6}/s  failed with "
                          f"{step.background_cpu_pct:.0f} % background CPU, running it again")
-                self._settle()
                 first = step
+                problem = self._fresh_server(scenario, "re-running a disturbed step")
+                if problem is not None:
+                    result.note = problem
+                    result.steps.append(step)
+                    history.append((rate, False))
+                    break
+                self._settle()
                 step = self._run_step(scenario, rate)
                 step.disturbed_attempts = 1
                 step.disturbed_reasons = [*first.reasons, f"{first.background_cpu_pct:.0f} % other CPU"]
@@ -338,6 +371,13 @@ class ServerBench:
         if "register" in scenarios:
             out["register"] = self._ladder("register", self.plan.register)
         if "call" in scenarios:
+            if "register" in scenarios:
+                # the REGISTER ladder ends in overload: start the call run from a clean server
+                try:
+                    self.server.restart()
+                except ServerError as exc:
+                    out["call"] = ScenarioResult("call", 0, note=f"restart failed: {exc}")
+                    return out
             problem = self.register_callees()
             if problem is not None:
                 out["call"] = ScenarioResult("call", 0, note="callee registration failed: " + problem)

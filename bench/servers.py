@@ -44,6 +44,10 @@ class BenchServer(Protocol):
         """Start the server with these users; returns each user's SIP account by user name."""
         ...
 
+    def restart(self) -> None:
+        """Stop and start again with the same ports and users (bindings are lost)."""
+        ...
+
     def pid(self) -> int:
         """Root of the server's process tree (for CPU accounting)."""
         ...

@@ -43,9 +43,15 @@ COUNTERS = {
 @dataclass
 class SippStats:
     counters: dict[str, int] = field(default_factory=dict)
+    # (seconds since SIPp started, calls created so far), one point per -fd period
+    created_curve: list[tuple[float, int]] = field(default_factory=list)
 
     def get(self, name: str) -> int:
         return self.counters.get(name, 0)
+
+    def time_to_create(self, calls: int) -> float | None:
+        """Seconds SIPp took to create `calls` calls (to one stat period), None if it never did."""
+        return next((t for t, n in self.created_curve if n >= calls), None)
 
 
 @dataclass
@@ -72,7 +78,7 @@ class SippOptions:
     binary: str = "sipp"
     local_ip: str = "127.0.0.1"
     buff_size: int = 8 * 1024 * 1024
-    stat_period: str = "1"  # -fd, seconds
+    stat_period: str = "100ms"  # -fd: fine enough to time the call-creation phase of a step
     rtt_freq: int = 1000
 
 
@@ -185,7 +191,21 @@ def read_stats(path: Path) -> SippStats:
             counters[name] = int(float(raw))
         except ValueError:
             continue
-    return SippStats(counters)
+    curve: list[tuple[float, int]] = []
+    for row in rows[1:]:
+        v = dict(zip(header, row, strict=False))
+        try:
+            start = _epoch(v["StartTime"])
+            now = _epoch(v["CurrentTime"])
+            curve.append((now - start, int(v["TotalCallCreated"])))
+        except (KeyError, ValueError):
+            continue
+    return SippStats(counters, curve)
+
+
+def _epoch(stamp: str) -> float:
+    """SIPp writes times as 'date<TAB>time<TAB>epoch.micro'; the last field is what we need."""
+    return float(stamp.split("\t")[-1])
 
 
 def read_rtt(workdir: Path) -> dict[int, list[float]]:

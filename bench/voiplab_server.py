@@ -33,6 +33,15 @@ REQUIRED_PATHS = (
     f"{API}/devices/{{device_id}}/location",
     f"{API}/devices/{{device_id}}/activate",
 )
+# The R27 flood guard counts call attempts per calling line and per dialled number (default
+# 60 per 10 s). The bench funnels thousands of calls per second through a few dozen lines and,
+# in the default --digest-uri mode, one callee per SIPp process: traffic the guard exists to
+# stop. Its thresholds are raised (the guard still runs and counts on every call, so its cost
+# is measured); every other policy keeps its defaults. Override with --voiplab-env.
+BENCH_ENV = {
+    "VOIPLAB_FLOOD_PER_LINE": "100000000",
+    "VOIPLAB_FLOOD_PER_CALLEE": "100000000",
+}
 LOCATION = {
     "name": "bench desk", "country": "US", "a1": "CA", "a3": "Springfield", "rd": "Main St",
     "hno": "1", "pc": "90210", "callback_number": "+15555550100",
@@ -113,7 +122,8 @@ class VoiplabServer:
     name = "voiplab"
 
     def __init__(self, workdir: Path, sip_host: str, sip_port: int, api_port: int, domain: str,
-                 binary: Path, extra_args: Sequence[str] = ()) -> None:
+                 binary: Path, extra_args: Sequence[str] = (),
+                 env: dict[str, str] | None = None) -> None:
         self.workdir = workdir
         self.sip_host = sip_host
         self.sip_port = sip_port
@@ -121,6 +131,7 @@ class VoiplabServer:
         self.domain = domain
         self.binary = binary
         self.extra_args = tuple(extra_args)
+        self.env = {**BENCH_ENV, **(env or {})}
         self.token = secrets.token_urlsafe(24)
         self.log_path = workdir / "voiplab.log"
         self._proc: subprocess.Popen[bytes] | None = None
@@ -153,8 +164,8 @@ class VoiplabServer:
                                         env={**os.environ, "COLUMNS": "200"}).stdout
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise ServerError(f"`voiplab serve --help` failed: {exc}") from exc
-        env = {**os.environ, "VOIPLAB_API_TOKEN": self.token}
-        with self.log_path.open("wb") as log:
+        env = {**os.environ, **self.env, "VOIPLAB_API_TOKEN": self.token}
+        with self.log_path.open("ab") as log:
             self._proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
                                           stdin=subprocess.DEVNULL, env=env, cwd=self.workdir,
                                           start_new_session=True)
@@ -177,6 +188,11 @@ class VoiplabServer:
             api.close()
         if not wait_sip_ready(self.sip_host, self.sip_port, timeout=15):
             raise ServerError("voiplab did not answer SIP OPTIONS within 15 s:\n" + self.log_tail())
+
+    def restart(self) -> None:
+        """Same database, so the provisioned devices and their credentials survive."""
+        self.stop()
+        self._start()
 
     def launch(self, users: Sequence[BenchUser]) -> dict[str, SipAccount]:
         self._start()
@@ -252,6 +268,7 @@ class VoiplabServer:
         return ServerInfo(
             name=self.name, version=version, sip=f"{self.sip_host}:{self.sip_port}",
             details={"command": " ".join(self.command()).replace(str(self.workdir), "<tmp>"),
+                     "environment": " ".join(f"{k}={v}" for k, v in sorted(self.env.items())),
                      "processes": "1 (asyncio, uvloop)"},
         )
 
