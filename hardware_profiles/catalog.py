@@ -24,7 +24,7 @@ MAC_POLICIES = ("required", "optional", "forbidden")
 TRANSPORTS = ("udp", "tcp", "tls")
 CODECS = ("pcmu", "pcma", "g722", "g729", "g726", "g723", "ilbc", "opus", "siren", "dolby-voice")
 CONFIG_FORMATS = ("yealink-cfg", "polycom-xml", "cisco-spa-xml", "grandstream-xml", "obihai-xml", "none")
-RENDERERS = ("yealink", "poly", "cisco-spa", "grandstream-ht80x", "grandstream-ht81x", "obihai")
+RENDERERS = ("yealink", "poly", "cisco-spa", "grandstream-ht80x", "grandstream-ht81x")
 ROOM_KIT_ROLES = ("audio", "camera", "computer", "input")
 PROVENANCE_WORDS = ("verified", "derived", "unverified")
 FILE_PLACEHOLDERS = ("{mac}", "{MAC}")
@@ -295,8 +295,8 @@ def parse_profile(data: Mapping[str, Any], source: str) -> HardwareProfile:
         raise CatalogError(source, "files_common", "common files carry no MAC")
     if any(not any(p in n for p in FILE_PLACEHOLDERS) for n in files_device):
         raise CatalogError(source, "files_device", "each device file name contains {mac} or {MAC}")
-    if (renderer is None) != (config_format == "none"):
-        raise CatalogError(source, "renderer", "a renderer exactly when config_format is not none")
+    if renderer is not None and config_format == "none":
+        raise CatalogError(source, "renderer", "a renderer needs a config_format")
     if renderer is not None and not files_device:
         raise CatalogError(source, "files_device", "a rendered profile names its device files")
     ua_pattern = _str(data, "ua_pattern", source, required=False)

@@ -2,7 +2,8 @@
 
 The composition root builds a `ProvisioningContext` and serves the app with
 an embedded uvicorn on the gateway's event loop. Everything under `/api/v1`
-needs the bearer token; `/healthz`, `/openapi.json` and `/docs` do not.
+needs the bearer token; `/healthz`, `/openapi.json`, `/docs` and the phone-facing
+`/provision/<file>` do not (a device may require HTTP digest there).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from provisioning.api.routes import (
     live,
     locations,
     plans,
+    provision,
     room_kits,
     users,
 )
@@ -39,9 +41,11 @@ def create_app(ctx: ProvisioningContext) -> FastAPI:
     app.state.ctx = ctx
     errors.install(app)
     app.include_router(health.router)
+    app.include_router(provision.router)
     v1 = APIRouter(prefix=API_PREFIX, dependencies=[Depends(require_token)])
     for module in (accounts, users, locations, devices, licences, room_kits, live, cdrs, catalog,
                    plans):
         v1.include_router(module.router)
+    v1.include_router(provision.ops_router)
     app.include_router(v1)
     return app

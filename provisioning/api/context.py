@@ -8,7 +8,7 @@ state for `GET /registrations` and `GET /calls`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from hardware_profiles.catalog import HardwareCatalog, load_catalog
 from provisioning.cdrs import CdrStore
 from provisioning.events import ChangeBus
+from provisioning.fileserver import FileServer
 from provisioning.plans import PlanCatalog, load_plans
 from provisioning.secrets import SecretBox
 
@@ -61,6 +62,21 @@ class ProvisioningContext:
     # pass `SecretBox.from_file(data_dir / "secret.key")` so configs survive restarts.
     secrets: SecretBox | None = field(default_factory=SecretBox.generate)
     cdrs: CdrStore | None = None  # defaults to CdrStore(engine)
+    # What phone configs point at: the SIP server host (default: the SIP domain), the SIP
+    # port per transport, and the public URL of /provision (default: from the request).
+    sip_server: str | None = None
+    sip_ports: Mapping[str, int] = field(default_factory=lambda: {"udp": 5060, "tcp": 5060, "tls": 5061})
+    provision_base_url: str | None = None
+    files: FileServer | None = None  # built from the fields above when None
+
+    def __post_init__(self) -> None:
+        if self.files is None:  # the one instance: its digest key and refusal log live there
+            object.__setattr__(self, "files", FileServer(sip_server=self.sip_server or self.sip_domain,
+                                                         sip_ports=dict(self.sip_ports)))
 
     def cdr_store(self) -> CdrStore:
         return self.cdrs if self.cdrs is not None else CdrStore(self.engine)
+
+    def file_server(self) -> FileServer:
+        assert self.files is not None
+        return self.files
