@@ -3,8 +3,9 @@
 SQLite is the default (one file, WAL so the API threads and the CDR writer
 thread can read while one writes; a busy timeout instead of instant
 "database is locked"). `--db postgresql://…` selects PostgreSQL through the
-psycopg 3 driver. Schema creation is `create_all` for now; alembic migrations
-arrive with issue #3 (when the schema starts to change under live data).
+psycopg 3 driver. The schema is built and upgraded by alembic migrations
+(`provisioning/migrations`, see `provisioning.migrate`); `create_all_for_tests`
+remains for comparing the migrated schema with the models.
 """
 
 from __future__ import annotations
@@ -86,11 +87,40 @@ def _configure_sqlite(engine: Engine, *, wal: bool) -> None:
         cur.close()
 
 
+#: The audit log is append-only in the database itself, not only by convention.
+#: Migration 0002 carries its own frozen copy of these statements.
+APPEND_ONLY_TRIGGERS: dict[str, tuple[str, ...]] = {
+    "sqlite": (
+        "CREATE TRIGGER audit_event_no_update BEFORE UPDATE ON audit_event "
+        "BEGIN SELECT RAISE(ABORT, 'audit_event is append-only'); END",
+        "CREATE TRIGGER audit_event_no_delete BEFORE DELETE ON audit_event "
+        "BEGIN SELECT RAISE(ABORT, 'audit_event is append-only'); END",
+    ),
+    "postgresql": (
+        "CREATE FUNCTION audit_event_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'audit_event is append-only'; END $$",
+        "CREATE TRIGGER audit_event_append_only BEFORE UPDATE OR DELETE ON audit_event "
+        "FOR EACH ROW EXECUTE FUNCTION audit_event_append_only()",
+    ),
+}
+
+
 def init_db(engine: Engine) -> None:
-    """Create missing tables. TODO(#3): replace with alembic migrations."""
+    """Bring the schema to the newest migration (empty, #2-era or older databases)."""
+    from provisioning.migrate import upgrade
+
+    upgrade(engine)
+
+
+def create_all_for_tests(engine: Engine) -> None:
+    """The schema straight from the models (plus the audit triggers), without
+    migrations: only to prove that the migrations build the same thing."""
     from provisioning import models  # noqa: F401  (registers the tables on SQLModel.metadata)
 
     SQLModel.metadata.create_all(engine)
+    with engine.begin() as conn:
+        for statement in APPEND_ONLY_TRIGGERS.get(engine.dialect.name, ()):
+            conn.exec_driver_sql(statement)
 
 
 def utc_now() -> datetime:
