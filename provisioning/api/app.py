@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from provisioning.api import errors
 from provisioning.api.context import ProvisioningContext
 from provisioning.api.deps import require_token
+from provisioning.api.idempotency import IdempotencyMiddleware
 from provisioning.api.routes import (
     accounts,
     catalog,
@@ -40,6 +41,7 @@ def create_app(ctx: ProvisioningContext) -> FastAPI:
     )
     app.state.ctx = ctx
     errors.install(app)
+    app.add_middleware(IdempotencyMiddleware, ctx=ctx, prefix=API_PREFIX)
     app.include_router(health.router)
     app.include_router(provision.router)
     v1 = APIRouter(prefix=API_PREFIX, dependencies=[Depends(require_token)])
