@@ -30,6 +30,7 @@ class Binding:
     q: float = 1.0
     registered_at: float = 0.0
     wall_registered_at: str = ""
+    generation: int = 1  # the line's credential generation it registered with (R2 rotation ends it)
     extra: dict[str, str] = field(default_factory=dict)
 
 

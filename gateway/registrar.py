@@ -21,6 +21,7 @@ from gateway.sip.parser import build_response
 from gateway.sip.uri import SipURI
 from gateway.transport import Peer
 from provisioning.directory import DirectorySnapshot, LineEntry
+from provisioning.events import Change
 
 R12_REASON = "Device not activated: emergency location required (R12)"
 
@@ -78,12 +79,38 @@ class Registrar:
             return build_response(req, 403, "Concurrent licence in use by another user (R4)", to_tag=_tag(req))
         aor = line.sip_username
         try:
-            response = self._update_bindings(req, aor, peer, now, wall.isoformat())
+            response = self._update_bindings(req, aor, peer, now, wall.isoformat(), line.credential_generation)
         except ParseError as exc:
             return build_response(req, 400, exc.reason, to_tag=_tag(req))
         if response is not None:
             return response
         return self._ok(req, aor, now, wall)
+
+    def on_change(self, change: Change, snapshot: DirectorySnapshot, now: float) -> int:
+        """After a provisioning change (on the loop): bindings that may no longer stand end at once.
+
+        A line gone, a device no longer active, a suspended account, or
+        credentials rotated by a reassignment (R2: the old holder's
+        registrations end) all drop bindings.  A device change names its lines;
+        the rarer account, user, line and licence changes check every bound
+        address of record.  Returns how many bindings were dropped.
+        """
+        location = self.location
+        if change.entity == "device":
+            aors = [line.sip_username for line in snapshot.by_device.get(change.entity_id, ())]
+        else:
+            aors = location.aors()
+        dropped = 0
+        for aor in aors:
+            line = snapshot.lines.get(aor)
+            if line is None or refusal_for_line(line, snapshot) is not None:
+                dropped += len(location.remove_all(aor))
+                continue
+            for binding in location.lookup(aor, now):
+                if binding.generation != line.credential_generation:
+                    location.remove(aor, binding.contact)
+                    dropped += 1
+        return dropped
 
     def _licence_holder(self, line: LineEntry, snapshot: DirectorySnapshot, now: float) -> str | None:
         """R4: the other user registered on this line's concurrent licence, if any."""
@@ -94,7 +121,8 @@ class Registrar:
                 return other.sip_username
         return None
 
-    def _update_bindings(self, req: Request, aor: str, peer: Peer, now: float, wall: str) -> Response | None:
+    def _update_bindings(self, req: Request, aor: str, peer: Peer, now: float, wall: str,
+                         generation: int) -> Response | None:
         contacts = req.contacts
         header_expires = req.expires
         call_id, cseq = req.call_id, req.cseq.seq
@@ -146,7 +174,7 @@ class Registrar:
                 Binding(
                     aor=aor, contact=uri, contact_raw=raw, expires_at=now + expires, call_id=call_id,
                     cseq=cseq, peer=peer, instance=instance, reg_id=reg_id, user_agent=user_agent, q=q,
-                    registered_at=now, wall_registered_at=wall,
+                    registered_at=now, wall_registered_at=wall, generation=generation,
                 )
             )
         return None

@@ -41,7 +41,7 @@ from provisioning.cdrs import CdrStore
 from provisioning.db import init_db, make_engine
 from provisioning.demo import DemoCredential, seed_demo
 from provisioning.directory import Directory
-from provisioning.events import Change, ChangeBus
+from provisioning.events import ChangeBus
 from provisioning.plans import load_plans
 
 log = logging.getLogger("voiplab")
@@ -74,25 +74,6 @@ def _algorithms(names: list[str]) -> tuple[Algorithm, ...]:
         return tuple(table[n.upper()] for n in names)
     except KeyError as exc:
         raise SystemExit(f"unknown digest algorithm {exc.args[0]!r}; use MD5 and/or SHA-256") from None
-
-
-def _drop_inactive_bindings(core: SipCore, change: Change) -> None:
-    """Runs on the loop after a provisioning change: lines that may no longer register lose their bindings.
-
-    A device change names its lines directly; the rarer account, user and line
-    changes are checked against every bound address of record.
-    """
-    snapshot = core.directory.snapshot
-    location = core.location
-    if change.entity == "device":
-        aors = [line.sip_username for line in snapshot.by_device.get(change.entity_id, ())]
-    else:
-        aors = location.aors()
-    for aor in aors:
-        line = snapshot.lines.get(aor)
-        account = snapshot.accounts.get(line.account_id) if line is not None else None
-        if line is None or line.device_state != "active" or (account is not None and account.status != "active"):
-            location.remove_all(aor)
 
 
 WILDCARDS = ("0.0.0.0", "::")
@@ -175,7 +156,8 @@ async def start(settings: Settings, *, announce: Callable[[str], None] = print) 
         tls_host = sip_addrs[0][0]
         tls_port = settings.tls_port if settings.tls_port is not None else identity.ports["udp"] + 1
         identity.ports["tls"] = await transports.listen_tls(tls_host, tls_port, server_context(cert, key))
-    bus.subscribe(lambda change: loop.call_soon_threadsafe(_drop_inactive_bindings, core, change))
+    bus.subscribe(lambda change: loop.call_soon_threadsafe(
+        registrar.on_change, change, directory.snapshot, clock.now()))
 
     def close_idle_connections() -> None:
         transports.close_idle()

@@ -153,12 +153,11 @@ def test_retransmitted_register_gets_the_same_answer_without_reprocessing(gw: Ga
 
 
 def test_deactivation_drops_bindings_through_the_change_bus(gw: Gateway) -> None:
-    from gateway.serve import _drop_inactive_bindings
     from provisioning.events import Change
 
     alice = gw.phone("1001")
     assert register(gw, alice).status == 200
-    gw.bus.subscribe(lambda change: _drop_inactive_bindings(gw.core, change))
+    gw.bus.subscribe(lambda change: gw.registrar.on_change(change, gw.directory.snapshot, gw.clock.now()))
     from sqlmodel import Session
 
     from provisioning.models import Device
@@ -191,3 +190,20 @@ def test_r4_concurrent_licence_admits_one_registered_user_at_a_time(gw: Gateway)
     assert (second.status, second.reason) == (403, "Concurrent licence in use by another user (R4)")
     assert register(gw, ann, expires=0).status == 200  # the first user logs out…
     assert register(gw, ben).status == 200  # …and the licence is free for the next
+
+
+def test_r2_rotated_credentials_end_the_old_registration_at_once(gw: Gateway) -> None:
+    from sqlmodel import Session
+
+    from provisioning.services import rotate_line_password
+
+    alice = gw.phone("1001")
+    assert register(gw, alice).status == 200
+    gw.bus.subscribe(lambda change: gw.registrar.on_change(change, gw.directory.snapshot, gw.clock.now()))
+    line_id = gw.directory.snapshot.lines[alice.username].line_id
+    with Session(gw.engine) as s:
+        _, new_password = rotate_line_password(gw._env(s), line_id)
+    assert gw.location.lookup(alice.username, gw.clock.now()) == []  # dropped, not left to expire
+    assert register(gw, alice).status == 403  # the old password no longer works
+    alice.password = new_password
+    assert register(gw, alice).status == 200
