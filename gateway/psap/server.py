@@ -1,9 +1,10 @@
-"""asyncio UDP glue for the PSAP simulator: one SIP socket, one RTP sink socket, the UAS between.
+"""asyncio glue for the PSAP simulator: the built-in peers' sockets (SIP + an RTP sink), the UAS between.
 
-Why its own glue instead of the gateway's `Transports`: the simulator is a
+Why its own node instead of the gateway's `Transports`: the simulator is a
 separate SIP node (its own address, its own transactions); sharing the
 gateway's sockets would make it a part of the gateway rather than a peer
-the gateway must reach correctly.
+the gateway must reach correctly. The sockets are `gateway.uas.PeerSockets`,
+the same every built-in peer opens.
 
 In-process: ``server = await PsapServer.start("127.0.0.1", 0, lookup=…, clock=clock)``
 and route emergency calls to ``server.port``. Standalone: ``python -m gateway.psap``.
@@ -13,41 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from dataclasses import dataclass
 
 from e911.pidf import PidfValidator
 from gateway.clock import Clock, LoopClock
 from gateway.psap.checks import PsapConfig
 from gateway.psap.log import ExpectedLocations, ExpectedLookup, PsapLog
-from gateway.psap.uas import Address, PsapUas
+from gateway.psap.uas import PsapUas
 from gateway.sip.transaction import DEFAULT_TIMERS, Timers
+from gateway.uas.server import PeerSockets
 
 logger = logging.getLogger("voiplab.psap")
-
-
-class _SipProtocol(asyncio.DatagramProtocol):
-    def __init__(self) -> None:
-        self.uas: PsapUas | None = None
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int] | tuple[str, int, int, int]) -> None:
-        if self.uas is None or (len(data) <= 4 and not data.strip()):
-            return  # not started yet, or a CRLF keep-alive
-        self.uas.on_datagram(data, (addr[0], addr[1]))
-
-    def error_received(self, exc: Exception) -> None:
-        logger.debug("PSAP simulator socket error: %s", exc)
-
-
-class _Sink(asyncio.DatagramProtocol):
-    """Swallows the caller's RTP so it meets an open port."""
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int] | tuple[str, int, int, int]) -> None:
-        return None
 
 
 @dataclass(slots=True)
@@ -58,8 +35,7 @@ class PsapServer:
     host: str
     port: int
     media_port: int
-    _sip: asyncio.DatagramTransport
-    _media: asyncio.DatagramTransport
+    _sockets: PeerSockets
 
     @property
     def log(self) -> PsapLog:
@@ -89,34 +65,18 @@ class PsapServer:
         `clock` should be the gateway's clock in-process, so SIP timers and
         PIDF-LO timestamps agree under `--time-scale`.
         """
-        loop = asyncio.get_running_loop()
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sip_transport, protocol = await loop.create_datagram_endpoint(
-            _SipProtocol, local_addr=(host, port), family=family)
-        try:
-            media_transport, _ = await loop.create_datagram_endpoint(
-                _Sink, local_addr=(host, 0), family=family)
-        except OSError:
-            sip_transport.close()
-            raise
-        bound = sip_transport.get_extra_info("sockname")[1]
-        media_port = media_transport.get_extra_info("sockname")[1]
+        sockets = await PeerSockets.open(host, port, echo=False)  # media: a sink
 
-        def send(data: bytes, addr: Address) -> None:
-            if not sip_transport.is_closing():
-                sip_transport.sendto(data, addr)
-
-        uas = PsapUas(clock=clock if clock is not None else LoopClock(loop), send=send, host=host, port=bound,
-                      media_port=media_port, config=config if config is not None else PsapConfig(),
+        bound, media_port = sockets.port, sockets.media_port
+        clock = clock if clock is not None else LoopClock(asyncio.get_running_loop())
+        uas = PsapUas(clock=clock, send=sockets.send, host=host, port=bound, media_port=media_port, config=config if config is not None else PsapConfig(),
                       lookup=lookup if lookup is not None else ExpectedLocations().get,
                       log=log if log is not None else PsapLog(),  # an empty log is falsy: no `or`
                       validator=validator if validator is not None else PidfValidator(), timers=timers)
-        protocol.uas = uas
+        sockets.attach(uas.on_datagram)
         logger.info("PSAP simulator on udp:%s:%s (media sink %s)", host, bound, media_port)
-        return cls(uas, host, bound, media_port, sip_transport, media_transport)
+        return cls(uas, host, bound, media_port, sockets)
 
     async def close(self) -> None:
         self.uas.close()
-        self._sip.close()
-        self._media.close()
-        await asyncio.sleep(0)
+        await self._sockets.close()
