@@ -188,15 +188,21 @@ def _ext_key(e: LineEntry) -> tuple[int, str]:
 
 def _reindex(index: LineIndex, key: Callable[[LineEntry], Any],
              old: Iterable[LineEntry], new: list[LineEntry]) -> LineIndex:
-    """Update a grouped index for lines leaving (`old`) and arriving (`new`)."""
+    """Update a grouped index for lines leaving (`old`) and arriving (`new`).
+    Linear in len(old) + len(new) (a bulk import brings thousands at once)."""
     old = list(old)
     touched_ids = {e.line_id for e in old} | {e.line_id for e in new}
-    keys = ({key(e) for e in old} | {key(e) for e in new}) - {None}
+    arriving: dict[Any, list[LineEntry]] = {}
+    for e in new:
+        k = key(e)
+        if k is not None:
+            arriving.setdefault(k, []).append(e)
+    keys = ({key(e) for e in old} | set(arriving)) - {None}
     updates: dict[Any, tuple[LineEntry, ...]] = {}
     deletes: list[Any] = []
     for k in keys:
         kept = [e for e in index.get(k, ()) if e.line_id not in touched_ids]
-        merged = tuple(sorted(kept + [e for e in new if key(e) == k], key=lambda e: e.line_id))
+        merged = tuple(sorted(kept + arriving.get(k, []), key=lambda e: e.line_id))
         if merged:
             updates[k] = merged
         else:
@@ -291,6 +297,10 @@ class Directory:
                 snap = replace(snap, accounts=snap.accounts.evolve(
                     {eid: _account_entry(account)} if account else None,
                     () if account else [eid]))
+                if change.kind == "account.devices_imported":
+                    # One change for a whole bulk import: re-read the account's lines in one query.
+                    old = [e for e in snap.lines_by_id.values() if e.account_id == eid]
+                    snap = replace_lines(snap, old, _fetch_lines(s, col(Device.account_id) == eid))
             elif entity == "user":
                 user = s.get(User, eid)
                 old_user = snap.users.get(eid)

@@ -351,6 +351,34 @@ class DeviceCreated(DeviceOut):
     lines: list[LineCredentials]  # type: ignore[assignment]
 
 
+class BulkDevicesIn(_In):
+    devices: list[DeviceCreate] = Field(min_length=1, max_length=20_000)
+    all_or_nothing: bool = Field(default=True, description="Refuse the whole batch when any row is "
+                                 "bad (default), or create the good rows and report the rest.")
+
+
+class BulkRowError(BaseModel):
+    row: int
+    field: str
+    rule: str
+    limit: Any = None
+    message: str
+
+
+class BulkCreatedDevice(BaseModel):
+    row: int
+    id: int
+    mac: str | None
+    lines: list[dict[str, Any]] = Field(description="index, user_id, sip_username, sip_password "
+                                        "(shown once), port, purpose")
+
+
+class BulkDevicesOut(BaseModel):
+    created: int
+    devices: list[BulkCreatedDevice]
+    errors: list[BulkRowError]
+
+
 # --- licences -------------------------------------------------------------------------------
 
 class LicenceCreate(_In):

@@ -8,9 +8,14 @@ from fastapi import APIRouter, status
 from provisioning import services
 from provisioning.api.deps import EnvDep, SessionDep
 from provisioning.api.routes.common import Limit, Offset
-from provisioning.errors import Issue
+from provisioning.bulk import BulkInvalid, import_devices
+from provisioning.errors import Invalid, Issue
 from provisioning.models import Device, Line
 from provisioning.schemas import (
+    BulkCreatedDevice,
+    BulkDevicesIn,
+    BulkDevicesOut,
+    BulkRowError,
     DeviceCreate,
     DeviceCreated,
     DeviceLocation,
@@ -66,6 +71,24 @@ def create_device(account_id: int, body: DeviceCreate, env: EnvDep) -> DeviceCre
              for ln in pd.lines]
     return DeviceCreated.model_validate({**_device_fields(pd.device), "lines": lines,
                                          "warnings": _issues(pd.warnings)})
+
+
+@router.post("/accounts/{account_id}/devices:bulk", status_code=status.HTTP_201_CREATED,
+             response_model=BulkDevicesOut,
+             responses={422: {"description": "All-or-nothing batch refused: `detail[]` lists every "
+                                             "problem of every row (loc = body, devices, row, field)."}})
+def create_devices_bulk(account_id: int, body: BulkDevicesIn, env: EnvDep) -> BulkDevicesOut:
+    """Create many devices in one transaction, each checked like a single creation;
+    the SIP passwords are in this response only."""
+    try:
+        result = import_devices(env, account_id, body.devices, all_or_nothing=body.all_or_nothing)
+    except BulkInvalid as exc:
+        raise Invalid.of([Issue(("devices", e.row, *e.issue.field), e.issue.rule, e.issue.message,
+                                e.issue.limit) for e in exc.errors]) from exc
+    return BulkDevicesOut(created=len(result.created),
+                          devices=[BulkCreatedDevice(row=c.row, id=c.device_id, mac=c.mac, lines=c.lines)
+                                   for c in result.created],
+                          errors=[BulkRowError(**e.to_dict()) for e in result.errors])
 
 
 @router.get("/accounts/{account_id}/devices", response_model=list[DeviceOut])
