@@ -233,7 +233,7 @@ def _write(env: ServiceEnv, account_id: int, plans: list[tuple[int, DeviceCreate
         "transport": row.transport or (profile.transports[0] if profile and profile.transports else "udp"),
         "codecs": list(row.codecs or ()), "ua_policy": row.ua_policy, "created_at": now,
     } for _, row, profile, _, _ in plans]
-    ids = list(s.scalars(insert(Device).returning(Device.id, sort_by_parameter_order=True), device_rows))
+    ids: list[int] = list(s.scalars(insert(Device).returning(col(Device.id), sort_by_parameter_order=True), device_rows))
     usernames = _usernames(env, [users[uid].extension for *_, uids in plans for uid in uids])
     line_rows: list[dict[str, Any]] = []
     created: list[CreatedDevice] = []

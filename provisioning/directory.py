@@ -182,6 +182,11 @@ def _group(entries: Iterable[LineEntry], key: Callable[[LineEntry], K]) -> dict[
     return {k: tuple(sorted(v, key=lambda e: e.line_id)) for k, v in groups.items()}
 
 
+def _by_licence(entries: Iterable[LineEntry]) -> dict[int, tuple[LineEntry, ...]]:
+    """Lines of licensed users only (lines without a licence are left out)."""
+    return {k: v for k, v in _group(entries, lambda e: e.licence_id).items() if k is not None}
+
+
 def _ext_key(e: LineEntry) -> tuple[int, str]:
     return (e.account_id, e.extension)
 
@@ -237,7 +242,7 @@ def _licence_entries(session: Session, where: ColumnElement[bool] | None = None)
     ids = [lic.id for lic in licences if lic.id is not None]
     owners: dict[int, list[int]] = {i: [] for i in ids}
     if ids:
-        for lid, uid in session.exec(select(LicenceMember.licence_id, LicenceMember.user_id)  # type: ignore[call-overload]
+        for lid, uid in session.exec(select(LicenceMember.licence_id, LicenceMember.user_id)
                                      .where(col(LicenceMember.licence_id).in_(ids))):
             owners[lid].append(uid)
     return [LicenceEntry(id=lic.id, account_id=lic.account_id, kind=lic.kind,
@@ -282,7 +287,7 @@ class Directory:
                 by_user=FrozenMap(_group(entries, lambda e: e.user_id)),
                 by_device=FrozenMap(_group(entries, lambda e: e.device_id)),
                 licences=FrozenMap((lic.id, lic) for lic in licences),
-                by_licence=FrozenMap(_group(entries, lambda e: e.licence_id)),
+                by_licence=FrozenMap(_by_licence(entries)),
             )
             self._snapshot = snap
             return snap
@@ -299,8 +304,8 @@ class Directory:
                     () if account else [eid]))
                 if change.kind == "account.devices_imported":
                     # One change for a whole bulk import: re-read the account's lines in one query.
-                    old = [e for e in snap.lines_by_id.values() if e.account_id == eid]
-                    snap = replace_lines(snap, old, _fetch_lines(s, col(Device.account_id) == eid))
+                    before = [e for e in snap.lines_by_id.values() if e.account_id == eid]
+                    snap = replace_lines(snap, before, _fetch_lines(s, col(Device.account_id) == eid))
             elif entity == "user":
                 user = s.get(User, eid)
                 old_user = snap.users.get(eid)
@@ -324,9 +329,9 @@ class Directory:
                 # A reassigned line changes user (and username): re-read it by id.
                 snap = replace_lines(snap, [old] if old else [], _fetch_lines(s, col(Line.id) == eid))
             elif entity == "licence":
-                before = snap.licences.get(eid)
+                held = snap.licences.get(eid)
                 now = _licence_entries(s, col(Licence.id) == eid)
-                users = set(before.user_ids if before else ()) | {u for e in now for u in e.user_ids}
+                users = set(held.user_ids if held else ()) | {u for e in now for u in e.user_ids}
                 old_lines = [e for u in users for e in snap.by_user.get(u, ())]
                 new_lines = _fetch_lines(s, col(Line.user_id).in_(sorted(users))) if users else []
                 snap = replace(snap, licences=snap.licences.evolve(

@@ -126,10 +126,11 @@ class FileServer:
                 now=env.now().timestamp()):
             return FetchResult(401, b"digest authentication required\n",
                                headers={"WWW-Authenticate": self.guard.challenge(env.now().timestamp())})
-        profile, refusal = self._profile(env, device, req)
+        found, refusal = self._profile(env, device, req)
         if refusal is not None:
             return refusal
-        assert profile is not None
+        assert found is not None
+        profile = found
         if name.lower() not in (f.lower() for f in profile.file_names(device.mac)):
             return self._refuse(env, req, 404, f"{name} is not a file of a {profile.model}")
         try:
@@ -232,8 +233,8 @@ class FileServer:
                                     password=env.secrets.open(line.password_sealed),
                                     display_name=user.display_name, label=user.extension, port=line.port,
                                     purpose=line.purpose))
-        profile = env.catalog.get(device.hardware_profile or "")
-        codecs = tuple(device.codecs) or (profile.codecs if profile else ())
+        model = env.catalog.get(device.hardware_profile or "")
+        codecs = tuple(device.codecs) or (model.codecs if model else ())
         return DeviceConfig(mac=device.mac, sip_server=self.sip_server,
                             sip_port=self.sip_ports.get(device.transport, 5060), transport=device.transport,
                             codecs=codecs, lines=tuple(lines), provisioning_url=base_url.rstrip("/"))

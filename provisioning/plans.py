@@ -220,7 +220,8 @@ class Plan:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form for the API (Decimal → float, tuples → lists)."""
-        return _jsonable(self)
+        data: dict[str, Any] = _jsonable(self)
+        return data
 
 
 def _call_type(rate: CountryRate | None, number: str) -> CallType:

@@ -247,14 +247,16 @@ class Api:
         body = {"name": f"acme-{secrets.token_hex(3)}", "plan": "connect", "region": "US", **kw}
         r = self.post("/accounts", body)
         assert r.status_code == 201, r.text
-        return r.json()
+        created: dict[str, Any] = r.json()
+        return created
 
     def user(self, account_id: int, extension: str, **kw: Any) -> dict[str, Any]:
         body = {"named_user_id": f"jane.doe.{secrets.token_hex(4)}@example.com",
                 "display_name": "Jane Doe", "extension": extension, **kw}
         r = self.post(f"/accounts/{account_id}/users", body)
         assert r.status_code == 201, r.text
-        return r.json()
+        created: dict[str, Any] = r.json()
+        return created
 
     def location(self, account_id: int, **kw: Any) -> dict[str, Any]:
         body = {"country": "US", "a1": "TX", "a3": "Austin", "rd": "Congress", "sts": "Ave",
@@ -262,14 +264,16 @@ class Api:
                 "callback_number": "+15125550100", **kw}
         r = self.post(f"/accounts/{account_id}/locations", body)
         assert r.status_code == 201, r.text
-        return r.json()
+        created: dict[str, Any] = r.json()
+        return created
 
     def softphone(self, account_id: int, user_ids: list[int]) -> dict[str, Any]:
         r = self.post(f"/accounts/{account_id}/devices", {
             "hardware_profile": "softphone-desktop", "name": "laptop",
             "lines": [{"user_id": u} for u in user_ids]})
         assert r.status_code == 201, r.text
-        return r.json()
+        created: dict[str, Any] = r.json()
+        return created
 
 
 def random_mac() -> str:

@@ -31,7 +31,7 @@ def locked_account(env: ServiceEnv, account_id: int) -> Account:
 
 
 def user_count(session: Session, account_id: int) -> int:
-    return int(session.exec(select(func.count()).select_from(User)  # type: ignore[call-overload]
+    return int(session.exec(select(func.count()).select_from(User)
                             .where(User.account_id == account_id)).one())
 
 

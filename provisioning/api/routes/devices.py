@@ -3,6 +3,8 @@ response that created it (device creation, rotation, reassignment)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, status
 
 from provisioning import services
@@ -31,7 +33,8 @@ from provisioning.services import ProvisionedDevice
 
 router = APIRouter(tags=["devices"])
 
-_STATE_CONFLICT = {409: {"description": "The device's state does not allow this action."}}
+_STATE_CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"description": "The device's state does not allow this action."}}
 
 
 def line_out(line: Line) -> LineOut:

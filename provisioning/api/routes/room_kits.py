@@ -5,7 +5,7 @@ the injected clock; responses show the due times (`tracking_due_at`,
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
 from sqlmodel import Session
@@ -27,7 +27,8 @@ from provisioning.schemas import (
 from provisioning.services import room_kits as rk
 
 router = APIRouter(tags=["room kits and orders"])
-_WINDOW = {409: {"description": "Outside the rule's window (R41, R42) or not allowed in this state."}}
+_WINDOW: dict[int | str, dict[str, Any]] = {
+    409: {"description": "Outside the rule's window (R41, R42) or not allowed in this state."}}
 
 
 def order_out(session: Session, order: EquipmentOrder, now: datetime) -> OrderOut:

@@ -11,8 +11,8 @@ Create Date: 2026-11-30
 from __future__ import annotations
 
 import sqlalchemy as sa
-import sqlmodel
 from alembic import op
+from sqlmodel.sql.sqltypes import AutoString
 
 import provisioning.db
 
@@ -39,18 +39,18 @@ POSTGRES_TRIGGERS = (
 
 def upgrade() -> None:
     op.create_table('idempotency_record',
-    sa.Column('key', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
-    sa.Column('fingerprint', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('key', AutoString(length=255), nullable=False),
+    sa.Column('fingerprint', AutoString(length=64), nullable=False),
     sa.Column('status_code', sa.Integer(), nullable=False),
-    sa.Column('body', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('body', AutoString(), nullable=False),
     sa.Column('created_at', provisioning.db.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('key')
     )
     op.create_table('licence',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('account_id', sa.Integer(), nullable=False),
-    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('kind', AutoString(length=16), nullable=False),
+    sa.Column('name', AutoString(length=200), nullable=False),
     sa.Column('created_at', provisioning.db.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['account_id'], ['account.id'], ),
     sa.PrimaryKeyConstraint('id')
@@ -71,8 +71,8 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('account_id', sa.Integer(), nullable=False),
     sa.Column('room_user_id', sa.Integer(), nullable=False),
-    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
-    sa.Column('state', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('name', AutoString(length=200), nullable=False),
+    sa.Column('state', AutoString(length=16), nullable=False),
     sa.Column('created_at', provisioning.db.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['account_id'], ['account.id'], ),
     sa.ForeignKeyConstraint(['room_user_id'], ['user.id'], ),
@@ -86,12 +86,12 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('account_id', sa.Integer(), nullable=False),
     sa.Column('room_kit_id', sa.Integer(), nullable=True),
-    sa.Column('description', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('description', AutoString(length=200), nullable=False),
     sa.Column('amount_usd', sa.Integer(), nullable=False),
-    sa.Column('state', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('state', AutoString(length=16), nullable=False),
     sa.Column('ordered_at', provisioning.db.UTCDateTime(), nullable=False),
     sa.Column('purchased_at', provisioning.db.UTCDateTime(), nullable=False),
-    sa.Column('tracking_number', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('tracking_number', AutoString(length=64), nullable=True),
     sa.Column('shipped_at', provisioning.db.UTCDateTime(), nullable=True),
     sa.Column('delivered_at', provisioning.db.UTCDateTime(), nullable=True),
     sa.Column('completed_at', provisioning.db.UTCDateTime(), nullable=True),
@@ -111,8 +111,8 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('room_kit_id', sa.Integer(), nullable=False),
     sa.Column('roles', sa.JSON(), nullable=False),
-    sa.Column('model', sqlmodel.sql.sqltypes.AutoString(length=120), nullable=False),
-    sa.Column('serial', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('model', AutoString(length=120), nullable=False),
+    sa.Column('serial', AutoString(length=64), nullable=False),
     sa.Column('replaced_by', sa.Integer(), nullable=True),
     sa.ForeignKeyConstraint(['room_kit_id'], ['room_kit.id'], ),
     sa.PrimaryKeyConstraint('id')
@@ -123,12 +123,12 @@ def upgrade() -> None:
     op.create_table('claim',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('order_id', sa.Integer(), nullable=False),
-    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('kind', AutoString(length=16), nullable=False),
     sa.Column('at', provisioning.db.UTCDateTime(), nullable=False),
     sa.Column('component_ids', sa.JSON(), nullable=False),
-    sa.Column('description', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
-    sa.Column('outcome', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-    sa.Column('rule_id', sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
+    sa.Column('description', AutoString(length=500), nullable=False),
+    sa.Column('outcome', AutoString(length=16), nullable=False),
+    sa.Column('rule_id', AutoString(length=8), nullable=False),
     sa.ForeignKeyConstraint(['order_id'], ['equipment_order.id'], ),
     sa.PrimaryKeyConstraint('id')
     )
@@ -141,36 +141,36 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('flex_minimum', sa.Integer(), nullable=True))
 
     with op.batch_alter_table('device', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('serial', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True))
-        batch_op.add_column(sa.Column('transport', sqlmodel.sql.sqltypes.AutoString(length=8), server_default='udp', nullable=False))
+        batch_op.add_column(sa.Column('serial', AutoString(length=64), nullable=True))
+        batch_op.add_column(sa.Column('transport', AutoString(length=8), server_default='udp', nullable=False))
         batch_op.add_column(sa.Column('codecs', sa.JSON(), server_default=sa.text("'[]'"), nullable=False))
-        batch_op.add_column(sa.Column('ua_policy', sqlmodel.sql.sqltypes.AutoString(length=8), server_default='flag', nullable=False))
-        batch_op.add_column(sa.Column('prov_ha1', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True))
+        batch_op.add_column(sa.Column('ua_policy', AutoString(length=8), server_default='flag', nullable=False))
+        batch_op.add_column(sa.Column('prov_ha1', AutoString(length=32), nullable=True))
         batch_op.add_column(sa.Column('suspended_at', provisioning.db.UTCDateTime(), nullable=True))
         batch_op.add_column(sa.Column('retired_at', provisioning.db.UTCDateTime(), nullable=True))
-        batch_op.add_column(sa.Column('retired_mac', sqlmodel.sql.sqltypes.AutoString(length=12), nullable=True))
+        batch_op.add_column(sa.Column('retired_mac', AutoString(length=12), nullable=True))
         batch_op.add_column(sa.Column('last_fetch_at', provisioning.db.UTCDateTime(), nullable=True))
-        batch_op.add_column(sa.Column('last_fetch_file', sqlmodel.sql.sqltypes.AutoString(length=120), nullable=True))
-        batch_op.add_column(sa.Column('last_fetch_ua', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True))
-        batch_op.add_column(sa.Column('last_fetch_ip', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True))
-        batch_op.add_column(sa.Column('last_fetch_firmware', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True))
-        batch_op.add_column(sa.Column('ua_mismatch', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True))
+        batch_op.add_column(sa.Column('last_fetch_file', AutoString(length=120), nullable=True))
+        batch_op.add_column(sa.Column('last_fetch_ua', AutoString(length=255), nullable=True))
+        batch_op.add_column(sa.Column('last_fetch_ip', AutoString(length=64), nullable=True))
+        batch_op.add_column(sa.Column('last_fetch_firmware', AutoString(length=64), nullable=True))
+        batch_op.add_column(sa.Column('ua_mismatch', AutoString(length=255), nullable=True))
         batch_op.alter_column('hardware_profile',
                existing_type=sa.VARCHAR(length=64),
                nullable=True)
         batch_op.alter_column('kind',
                existing_type=sa.VARCHAR(length=16),
-               type_=sqlmodel.sql.sqltypes.AutoString(length=24),
+               type_=AutoString(length=24),
                existing_nullable=False)
 
     with op.batch_alter_table('line', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('password_sealed', sqlmodel.sql.sqltypes.AutoString(length=512), nullable=True))
+        batch_op.add_column(sa.Column('password_sealed', AutoString(length=512), nullable=True))
         batch_op.add_column(sa.Column('credential_generation', sa.Integer(), server_default=sa.text('1'), nullable=False))
         batch_op.add_column(sa.Column('port', sa.Integer(), nullable=True))
-        batch_op.add_column(sa.Column('purpose', sqlmodel.sql.sqltypes.AutoString(length=8), server_default='voice', nullable=False))
+        batch_op.add_column(sa.Column('purpose', AutoString(length=8), server_default='voice', nullable=False))
 
     with op.batch_alter_table('user', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=16), server_default='person', nullable=False))
+        batch_op.add_column(sa.Column('kind', AutoString(length=16), server_default='person', nullable=False))
 
     # ### end Alembic commands ###
 
@@ -201,7 +201,7 @@ def downgrade() -> None:
 
     with op.batch_alter_table('device', schema=None) as batch_op:
         batch_op.alter_column('kind',
-               existing_type=sqlmodel.sql.sqltypes.AutoString(length=24),
+               existing_type=AutoString(length=24),
                type_=sa.VARCHAR(length=16),
                existing_nullable=False)
         batch_op.alter_column('hardware_profile',
