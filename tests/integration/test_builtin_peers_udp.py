@@ -8,9 +8,12 @@ The servers run in-process on the test's loop; SIPp runs in a worker thread so t
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import secrets
+import signal
 import struct
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -24,6 +27,7 @@ from gateway.sip.parser import parse_message
 from tests.peers.sipp import SippResult, SippRun, run_sipp
 
 pytestmark = pytest.mark.peers
+ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 5.0
 
 REFUSED = """<?xml version="1.0" encoding="ISO-8859-1" ?>
@@ -322,3 +326,27 @@ async def test_the_cap_refuses_the_next_caller_until_one_leaves(sipp_binary: str
     admitted = await sipp(tmp_path, "admitted", conference.port, room.number)
     assert admitted.ok, admitted.describe()
     assert [p.role for p in conference.bridge.roster(room.number) or []] == ["organizer"]
+
+
+async def test_standalone_pstn_process(sipp_binary: str, tmp_path: Path) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway.pstn", "--listen", "127.0.0.1:0", "--rule", "+1555*=decline",
+        cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    try:
+        port = None
+        while port is None:
+            line = (await asyncio.wait_for(proc.stderr.readline(), 15)).decode()
+            assert line, "python -m gateway.pstn exited before listening"
+            found = re.search(r"listening on udp:127\.0\.0\.1:(\d+)", line)
+            port = int(found.group(1)) if found else None
+        result = await sipp(tmp_path, "standalone", port, "+15550001234", REFUSED.format(status=603))
+        assert result.ok, result.describe()
+        records = []
+        while not records or records[-1]["state"] != "rejected":
+            records.append(json.loads(await asyncio.wait_for(proc.stdout.readline(), TIMEOUT)))
+        assert (records[-1]["rule"], records[-1]["status"], records[-1]["number"]) == ("+1555*", 603, "+15550001234")
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 10) == 0
