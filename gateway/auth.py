@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 class Verdict(Enum):
     OK = "ok"
+    BAD_URI = "bad-uri"  # digest-uri is not the Request-URI: 400 (RFC 2617 §3.2.2.5)
     CHALLENGE = "challenge"  # no (usable) credentials: answer 401/407 with a fresh nonce
     STALE = "stale"  # right password, expired nonce: challenge again with stale=true
     FORBIDDEN = "forbidden"  # wrong password, unknown user, replayed nonce-count
@@ -68,7 +69,7 @@ class Authenticator:
             # nonce-count, so they could be replayed for the nonce's whole life)
             return AuthResult(Verdict.CHALLENGE)
         if not _same_uri(creds.uri, req):
-            return AuthResult(Verdict.FORBIDDEN, username=creds.username)  # credentials for another target
+            return AuthResult(Verdict.BAD_URI, username=creds.username)  # credentials for another target
         state = self.nonces.check(creds.nonce, now)
         if state is NonceState.INVALID:
             return AuthResult(Verdict.CHALLENGE)

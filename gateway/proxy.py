@@ -117,6 +117,9 @@ class Proxy:
             core.respond(ctx, 407, "Proxy Authentication Required",
                          headers=[("Proxy-Authenticate", c) for c in self.auth.challenges(now, stale)])
             return
+        if result.verdict is Verdict.BAD_URI:
+            core.respond(ctx, 400, "Digest uri does not match the Request-URI")
+            return
         if result.verdict is Verdict.FORBIDDEN:
             core.respond(ctx, 403, "Forbidden")
             return

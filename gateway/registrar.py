@@ -64,6 +64,8 @@ class Registrar:
             stale = result.verdict is Verdict.STALE
             headers = [("WWW-Authenticate", c) for c in self.auth.challenges(now, stale=stale)]
             return build_response(req, 401, "Unauthorized", to_tag=_tag(req), headers=headers)
+        if result.verdict is Verdict.BAD_URI:
+            return build_response(req, 400, "Digest uri does not match the Request-URI", to_tag=_tag(req))
         if result.verdict is Verdict.FORBIDDEN:
             return build_response(req, 403, "Forbidden", to_tag=_tag(req))
         line = result.line

@@ -207,3 +207,16 @@ def test_r2_rotated_credentials_end_the_old_registration_at_once(gw: Gateway) ->
     assert register(gw, alice).status == 403  # the old password no longer works
     alice.password = new_password
     assert register(gw, alice).status == 200
+
+
+def test_credentials_for_another_uri_are_a_bad_request(gw: Gateway) -> None:
+    alice = gw.phone("1001")
+    uri = f"sip:{DOMAIN}"
+    gw.inject(request("REGISTER", uri, alice, call_id="u1", cseq=1), alice.peer)
+    challenge = gw.one(alice.peer)
+    assert isinstance(challenge, Response)
+    auth = answer_challenge(challenge, alice, "REGISTER", "sip:elsewhere.example", "www-authenticate")
+    gw.inject(request("REGISTER", uri, alice, call_id="u1", cseq=2, extra=[f"Authorization: {auth}"]),
+              alice.peer)
+    final = gw.one(alice.peer)
+    assert isinstance(final, Response) and final.status == 400 and "Request-URI" in final.reason
