@@ -152,3 +152,14 @@ def test_licences_over_http(prov: Api) -> None:
     bad = prov.post(f"/accounts/{acc}/licences", {"kind": "named", "name": "x", "user_ids": [999999]})
     assert bad.json()["detail"][0]["rule"] == "user.account"
     assert prov.get("/licences/999999").status_code == 404
+
+
+def test_hardware_profiles_show_ports_files_and_provenance(prov: Api) -> None:
+    profiles = {p["id"]: p for p in prov.get("/hardware-profiles").json()}
+    assert len(profiles) >= 19
+    ht813 = prov.get("/hardware-profiles/grandstream-ht813").json()
+    assert (ht813["fxs_ports"], ht813["fxo_ports"], ht813["t38"], ht813["kind"]) == (1, 1, True, "ata")
+    assert ht813["files_device"] == ["cfg{mac}.xml"] and ht813["provenance"]["fxo_ports"].startswith("verified:")
+    rally = profiles["logitech-rally-bar"]
+    assert rally["kind"] == "room_kit_component" and rally["room_kit_roles"] == ["audio", "camera", "computer"]
+    assert profiles["yealink-t54w"]["ua_pattern"].startswith("^[Yy]ealink SIP-T54W")
