@@ -16,6 +16,7 @@ import struct
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,6 +25,7 @@ from gateway.media import RtpEcho
 from gateway.pstn import PstnServer
 from gateway.sip.message import Request, Response
 from gateway.sip.parser import parse_message
+from tests.peers.ports import ipv6_loopback_available
 from tests.peers.sipp import SippResult, SippRun, run_sipp
 
 pytestmark = pytest.mark.peers
@@ -342,7 +344,7 @@ async def test_standalone_pstn_process(sipp_binary: str, tmp_path: Path) -> None
             port = int(found.group(1)) if found else None
         result = await sipp(tmp_path, "standalone", port, "+15550001234", REFUSED.format(status=603))
         assert result.ok, result.describe()
-        records = []
+        records: list[dict[str, Any]] = []
         while not records or records[-1]["state"] != "rejected":
             records.append(json.loads(await asyncio.wait_for(proc.stdout.readline(), TIMEOUT)))
         assert (records[-1]["rule"], records[-1]["status"], records[-1]["number"]) == ("+1555*", 603, "+15550001234")
@@ -350,3 +352,27 @@ async def test_standalone_pstn_process(sipp_binary: str, tmp_path: Path) -> None
         if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 10) == 0
+
+
+async def test_pstn_over_ipv6_loopback() -> None:
+    if not ipv6_loopback_available():
+        pytest.skip("no IPv6 loopback here")
+    server = await PstnServer.start("::1", 0)
+    loop = asyncio.get_running_loop()
+    transport, inbox = await loop.create_datagram_endpoint(RtpSocket, local_addr=("::1", 0))
+    try:
+        port = transport.get_extra_info("sockname")[1]
+        invite = (f"INVITE sip:+14155550486@[::1]:{server.port} SIP/2.0\r\n"
+                  f"Via: SIP/2.0/UDP [::1]:{port};branch=z9hG4bK6{secrets.token_hex(4)}\r\n"
+                  f"From: <sip:phone@[::1]>;tag=v6\r\nTo: <sip:+14155550486@[::1]>\r\nCall-ID: v6-{port}\r\n"
+                  f"CSeq: 1 INVITE\r\nContact: <sip:phone@[::1]:{port}>\r\nContent-Length: 0\r\n\r\n").encode()
+        transport.sendto(invite, ("::1", server.port))
+        statuses: list[int] = []
+        while not statuses or statuses[-1] < 200:
+            msg = parse_message(await asyncio.wait_for(inbox.inbox.get(), TIMEOUT))
+            assert isinstance(msg, Response)
+            statuses.append(msg.status)
+        assert statuses == [100, 486] and server.route_uri("+1") == f"sip:+1@[::1]:{server.port}"
+    finally:
+        transport.close()
+        await server.close()

@@ -147,6 +147,7 @@ def test_participant_and_organizer_join_and_show_in_the_roster() -> None:
         ("participant", "sip:bob@lab.example", "confirmed"), ("organizer", "sip:ann@lab.example", "confirmed"),
         ("organizer", "sip:ann2@lab.example", "confirmed")]
     assert roster[0].joined_at == roster[0].admitted_at == bob_joined
+    assert roster[1].joined_at is not None and roster[0].joined_at is not None
     assert (roster[1].joined_at - roster[0].joined_at).total_seconds() == 5
     data = roster[0].to_dict()
     assert data["display"] == "bob" and data["call_id"] == req.call_id and data["joined_at"]
