@@ -12,9 +12,10 @@ Timestamps are aware UTC (see `db.UTCDateTime`).
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Literal, get_args
 
-from sqlalchemy import JSON, Column, UniqueConstraint, text
+from sqlalchemy import JSON, Column, Index, Numeric, UniqueConstraint, false, text
 from sqlmodel import Field, SQLModel
 
 from provisioning.db import UTCDateTime
@@ -182,6 +183,9 @@ class Cdr(SQLModel, table=True):
     """One call attempt. `account_id`/user ids carry no foreign key on purpose:
     a record must never be lost because what it refers to changed or went away."""
 
+    # The usage summary reads one account's month: (account_id, start) answers it from the index.
+    __table_args__ = (Index("ix_cdr_account_start", "account_id", "start"),)
+
     id: int | None = Field(default=None, primary_key=True)
     account_id: int | None = Field(default=None, index=True)
     call_id: str = Field(max_length=255, index=True)
@@ -198,6 +202,18 @@ class Cdr(SQLModel, table=True):
     reason: str | None = Field(default=None, max_length=255)
     rule_id: str | None = Field(default=None, max_length=8)
     gateway_node: str | None = Field(default=None, max_length=64)
+    # Rating (#5, R24/R28): the gateway rates each record before writing it. Records
+    # older than migration 0003 read as unrated on-net calls (call_type "on-net", zero charge).
+    call_type: str = Field(default="on-net", max_length=16, index=True,
+                           sa_column_kwargs={"server_default": "on-net"})
+    destination: str | None = Field(default=None, max_length=255)
+    billable_s: int = Field(default=0, sa_column_kwargs={"server_default": text("0")})
+    rate_per_min: Decimal | None = Field(default=None, sa_type=Numeric(12, 4))
+    charge: Decimal = Field(default=Decimal("0"), sa_type=Numeric(12, 4),
+                            sa_column_kwargs={"server_default": text("0")})
+    currency: str = Field(default="USD", max_length=3, sa_column_kwargs={"server_default": "USD"})
+    overage: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    plan: str | None = Field(default=None, max_length=40)
 
 
 class AuditEvent(SQLModel, table=True):
