@@ -39,7 +39,7 @@ SOCKET_SYSCTLS = {
 MODES = {
     # step length, bisection steps after the first failure
     "quick": (3.0, 1),
-    "default": (5.0, 2),
+    "default": (4.0, 2),
     "full": (10.0, 3),
 }
 
@@ -48,8 +48,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--quick", action="store_true", help="3 s steps, one refinement (~2-3 min)")
-    mode.add_argument("--full", action="store_true", help="10 s steps, three refinements (~10 min)")
+    mode.add_argument("--quick", action="store_true", help="3 s steps, one refinement")
+    mode.add_argument("--full", action="store_true", help="10 s steps, three refinements")
     p.add_argument("--servers", default="kamailio,voiplab",
                    help="comma list of kamailio, voiplab (default both)")
     p.add_argument("--scenarios", default="register,call", help="comma list of register, call")
