@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from gateway.settings import Settings
+from provisioning.cli import provision_app
 
 app = typer.Typer(help="voiplab: SIP gateway simulator with device provisioning and E911.",
                   no_args_is_help=True, add_completion=False)
@@ -52,6 +53,9 @@ def serve(
     if db is None and settings.db == "sqlite:///data/voiplab.db" and data_dir is not None:
         settings.db = f"sqlite:///{data_dir}/voiplab.db"
     run(settings)
+
+
+app.add_typer(provision_app, name="provision")
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ provider's rules allow (caps, fair use…) will be asked of the pure policy in
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -22,7 +23,7 @@ from gateway.clock import TimerHandle
 from gateway.counters import MemoryCounters, account_key, licence_key, line_key, usage_key
 from gateway.dialogs import DialogInfo, Leg, build_bye, is_t38, session_interval
 from gateway.location import Binding
-from gateway.numbering import CallType, Destination
+from gateway.numbering import CallType, Destination, classify
 from gateway.policy import Admit, Attempt, FloodGuard, Reject, Usage, decide
 from gateway.registrar import refusal_for_line
 from gateway.sip.errors import ParseError
@@ -71,11 +72,27 @@ def _response_rank(status: int) -> tuple[int, int]:
     return (0 if cls == 6 else cls, status)
 
 
+@dataclass(slots=True)
+class BuiltinRoutes:
+    """Where the built-in peers listen: the simulated PSTN trunk and the conference bridge.
+
+    ``pstn`` maps an E.164 number to the Request-URI the trunk expects;
+    ``conference`` maps a dialled string to a room's URI, or None when it is no room.
+    """
+
+    pstn: Callable[[str], str] | None = None
+    pstn_peer: Peer | None = None
+    conference: Callable[[str], str | None] | None = None
+    conference_peer: Peer | None = None
+
+
 class Proxy:
     def __init__(self, core: SipCore, auth: Authenticator, *, plans: PlanCatalog | None = None,
-                 counters: MemoryCounters | None = None, guard: FloodGuard | None = None) -> None:
+                 counters: MemoryCounters | None = None, guard: FloodGuard | None = None,
+                 routes: BuiltinRoutes | None = None) -> None:
         self.core = core
         self.auth = auth
+        self.routes = routes or BuiltinRoutes()
         self.plans = plans if plans is not None else load_plans()
         self.counters = counters if counters is not None else MemoryCounters()
         self.guard = guard or FloodGuard()
@@ -137,26 +154,18 @@ class Proxy:
             self._refuse(ctx, caller, dialled, refusal[0], refusal[1], "R12" if "R12" in refusal[1] else None)
             return
         targets = self._resolve(caller, dialled, snapshot)
-        if not targets:
-            if snapshot.user_by_extension.get((caller.account_id, dialled)) is not None:
-                self._refuse(ctx, caller, dialled, 480, "Temporarily Unavailable")  # a user without a device
-            else:
-                self._refuse(ctx, caller, dialled, 404, "Not Found")
+        destination = self._destination(ctx, caller, dialled, targets, snapshot, now)
+        if destination is None:
             return
-        bindings: list[Binding] = []
-        for line in targets:
-            bindings.extend(core.location.lookup(line.sip_username, now))
-        if not bindings:
-            self._refuse(ctx, caller, dialled, 480, "Temporarily Unavailable")
-            return
-        admitted = self._apply_policy(ctx, caller, dialled, Destination(CallType.ON_NET, None, None), peer, now)
+        dest, legs = destination
+        admitted = self._apply_policy(ctx, caller, dialled, dest, peer, now)
         if admitted is None:
             return
         fork = Fork(ctx, is_invite, req.call_id, source=peer)
         ctx.fork = fork
         if is_invite:
             core.respond(ctx, 100, "Trying")
-            callee_user = targets[0].user_id
+            callee_user = targets[0].user_id if targets else None
             call = core.calls.start(req.call_id, caller.account_id, caller.sip_username, dialled,
                                     caller.user_id, callee_user, req.from_tag)
             fork.tracked = call is not None
@@ -164,10 +173,46 @@ class Proxy:
                 self._hold(call, caller, admitted)
                 call.fax_line = call.fax_line or any(t.purpose == "fax" for t in targets)
         self._prepare(req, mf)
-        for binding in sorted(bindings, key=lambda b: -b.q):
-            self._add_branch(fork, binding.contact, binding.peer, peer)
+        for uri, target in legs:
+            self._add_branch(fork, uri, target, peer)
         if is_invite:
             self._restart_timer_c(fork)  # RFC 3261 §16.6 step 11: even a branch that only says 100
+
+    def _destination(self, ctx: ServerCtx, caller: LineEntry, dialled: str, targets: list[LineEntry],
+                     snapshot: DirectorySnapshot, now: float) -> tuple[Destination, list[tuple[str, Peer]]] | None:
+        """Where a new request goes: registered contacts on the platform, a conference room, or the PSTN.
+
+        Returns the destination type (what policy and rating judge) and the
+        branches to fork to, or None after refusing (404/480).
+        """
+        if targets:
+            bindings: list[Binding] = []
+            for line in targets:
+                bindings.extend(self.core.location.lookup(line.sip_username, now))
+            if not bindings:
+                self._refuse(ctx, caller, dialled, 480, "Temporarily Unavailable")
+                return None
+            legs = [(b.contact, b.peer) for b in sorted(bindings, key=lambda b: -b.q)]
+            return Destination(CallType.ON_NET, None, None), legs
+        if snapshot.user_by_extension.get((caller.account_id, dialled)) is not None:
+            self._refuse(ctx, caller, dialled, 480, "Temporarily Unavailable")  # a user without a device
+            return None
+        routes = self.routes
+        room = routes.conference(dialled) if routes.conference is not None else None
+        if room is not None and routes.conference_peer is not None:
+            return Destination(CallType.CONFERENCE, None, None), [(room, routes.conference_peer)]
+        account = snapshot.accounts.get(caller.account_id)
+        region = account.region if account is not None else "US"
+        dest = classify(dialled, region)
+        e164 = dest.e164
+        if e164 is None or routes.pstn is None or routes.pstn_peer is None:
+            self._refuse(ctx, caller, dialled, 404, "Not Found")
+            return None
+        plan = self.plans.get(account.plan) if account is not None else None
+        if plan is not None and dest.kind in (CallType.DOMESTIC, CallType.INTERNATIONAL):
+            home = plan.rates.is_domestic(e164, region)  # the plan's rate table says what is home
+            dest = Destination(CallType.DOMESTIC if home else CallType.INTERNATIONAL, e164, dest.country_code)
+        return dest, [(routes.pstn(e164), routes.pstn_peer)]
 
     # -- call policy ------------------------------------------------------------------------
     def _apply_policy(self, ctx: ServerCtx, caller: LineEntry, dialled: str, dest: Destination, peer: Peer,

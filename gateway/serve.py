@@ -23,6 +23,7 @@ import uvicorn
 from sqlmodel import Session
 
 from gateway.auth import Authenticator
+from gateway.builtin import BuiltinPeers
 from gateway.calls import CallTracker
 from gateway.cdr_writer import CdrWriter
 from gateway.clock import LoopClock
@@ -43,6 +44,7 @@ from provisioning.demo import DemoCredential, seed_demo
 from provisioning.directory import Directory
 from provisioning.events import ChangeBus
 from provisioning.plans import load_plans
+from provisioning.secrets import SecretBox
 
 log = logging.getLogger("voiplab")
 
@@ -66,6 +68,7 @@ class Running:
     cdr_writer: CdrWriter
     http: uvicorn.Server
     http_task: asyncio.Task[None]
+    peers: BuiltinPeers
 
 
 def _algorithms(names: list[str]) -> tuple[Algorithm, ...]:
@@ -135,11 +138,15 @@ async def start(settings: Settings, *, announce: Callable[[str], None] = print) 
                           location, auth)
     calls = CallTracker(clock.now, wall, cdr_writer.submit, node=settings.node)
 
+    peers_host = sip_addrs[0][0] if sip_addrs[0][0] not in WILDCARDS else advertise.strip("[]")
+    peers = await BuiltinPeers.start(peers_host, clock)
+    routes = peers.routes()
+
     core_ref: list[SipCore] = []
     transports = Transports(loop, lambda data, peer: core_ref[0].on_message(data, peer), clock)
     core = SipCore(identity=identity, clock=clock, directory=directory, registrar=registrar,
                    location=location, calls=calls, send=transports.send,
-                   proxy_factory=lambda c: Proxy(c, auth, plans=plans, guard=guard),
+                   proxy_factory=lambda c: Proxy(c, auth, plans=plans, guard=guard, routes=routes),
                    limits=Limits(max_call=settings.dialog_timeout))
     core_ref.append(core)
     transports.on_stream_error = core.answer_parse_error
@@ -167,8 +174,10 @@ async def start(settings: Settings, *, announce: Callable[[str], None] = print) 
 
     token = settings.api_token or secrets.token_urlsafe(24)
     live = GatewayLiveView(core)
-    ctx = ProvisioningContext(engine=engine, api_token=token, sip_domain=settings.domain,
-                              now=wall, bus=bus, live=live)
+    ctx = ProvisioningContext(engine=engine, api_token=token, sip_domain=settings.domain, now=wall, bus=bus,
+                              live=live, plans=plans,
+                              secrets=SecretBox.from_file(settings.data_dir / "secret.key"),
+                              sip_server=advertise, sip_ports=dict(identity.ports))
     app = create_app(ctx)
     api_host, api_port = settings.api_address()
     config = uvicorn.Config(app, host=api_host, port=api_port, log_level="warning", loop="none",
@@ -182,7 +191,8 @@ async def start(settings: Settings, *, announce: Callable[[str], None] = print) 
         await asyncio.sleep(0.02)
     bound_api = http.servers[0].sockets[0].getsockname()[1] if http.servers else api_port
 
-    running = Running(core, transports, bound_api, dict(identity.ports), token, cdr_writer, http, http_task)
+    running = Running(core, transports, bound_api, dict(identity.ports), token, cdr_writer, http, http_task,
+                      peers)
     listening = ", ".join(f"{p}:{h}:{port}" for p, h, port in transports.listening)
     announce(f"voiplab ready: SIP {listening} | API http://{api_host}:{bound_api} | domain {settings.domain}"
              f" | time-scale {settings.time_scale}")
@@ -221,6 +231,7 @@ async def stop(running: Running) -> None:
     with contextlib.suppress(Exception):
         await asyncio.wait_for(running.http_task, 10)
     await running.transports.close()
+    await running.peers.close()
     running.core.close()
     running.core.calls.shutdown()
     await asyncio.to_thread(running.cdr_writer.close)
@@ -243,6 +254,7 @@ async def serve_forever(settings: Settings) -> None:
 def run(settings: Settings) -> None:
     logging.basicConfig(level=getattr(logging, settings.log_level.upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # migrations are routine at start
     try:
         import uvloop
 

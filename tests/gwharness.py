@@ -20,7 +20,7 @@ from gateway.clock import ManualClock
 from gateway.core import Identity, SipCore
 from gateway.location import LocationService
 from gateway.policy import FloodGuard
-from gateway.proxy import Proxy
+from gateway.proxy import BuiltinRoutes, Proxy
 from gateway.registrar import Registrar, RegistrarConfig
 from gateway.sip.digest import Algorithm, NonceManager, build_credentials, parse_challenge
 from gateway.sip.message import Request, Response
@@ -35,6 +35,17 @@ from provisioning.schemas import AccountCreate, DeviceCreate, LineSpec, Location
 
 DOMAIN = "lab.test"
 GW = Peer("udp", "127.0.0.1", 5060)
+PSTN = Peer("udp", "127.0.0.1", 5090)  # where the harness pretends the simulated PSTN trunk listens
+CONFERENCE = Peer("udp", "127.0.0.1", 5091)
+
+
+def builtin_routes(rooms: tuple[str, ...] = ("7001",)) -> BuiltinRoutes:
+    """Routes to fake built-in peers: the tests read what the gateway sends to those addresses."""
+    return BuiltinRoutes(
+        pstn=lambda e164: f"sip:{e164}@{PSTN.host}:{PSTN.port}", pstn_peer=PSTN,
+        conference=lambda d: f"sip:{d}@{CONFERENCE.host}:{CONFERENCE.port}" if d.split("*")[0] in rooms else None,
+        conference_peer=CONFERENCE,
+    )
 
 
 @dataclass
@@ -57,7 +68,8 @@ class Phone:
 
 class Gateway:
     def __init__(self, tmp: Path, *, algorithms: tuple[Algorithm, ...] = (Algorithm.MD5, Algorithm.SHA256),
-                 nonce_lifetime: float = 300.0, plan: str = "connect", guard: FloodGuard | None = None) -> None:
+                 nonce_lifetime: float = 300.0, plan: str = "connect", guard: FloodGuard | None = None,
+                 routes: BuiltinRoutes | None = None) -> None:
         self.clock = ManualClock()
         self.engine = make_engine(f"sqlite:///{tmp / 'gw.db'}")
         init_db(self.engine)
@@ -77,7 +89,7 @@ class Gateway:
         self.core = SipCore(identity=ident, clock=self.clock, directory=self.directory,
                             registrar=self.registrar, location=self.location, calls=self.calls,
                             send=lambda data, peer: self.sent.append((data, peer)),
-                            proxy_factory=lambda c: Proxy(c, self.auth, guard=guard))
+                            proxy_factory=lambda c: Proxy(c, self.auth, guard=guard, routes=routes))
         with Session(self.engine) as s:
             env = self._env(s)
             acc = services.create_account(env, AccountCreate(name="Lab", plan=plan, region="US"))

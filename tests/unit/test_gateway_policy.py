@@ -9,7 +9,17 @@ import pytest
 from gateway.policy import FloodGuard
 from gateway.sip.message import Request, Response
 from gateway.transport import Peer
-from tests.gwharness import DOMAIN, Gateway, Phone, answer_challenge, register, request
+from tests.gwharness import (
+    CONFERENCE,
+    DOMAIN,
+    PSTN,
+    Gateway,
+    Phone,
+    answer_challenge,
+    builtin_routes,
+    register,
+    request,
+)
 
 SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
 T38 = ("v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
@@ -180,3 +190,61 @@ def test_r27_flood_guard_trips_bans_and_clears(tmp_path: Path) -> None:
     assert gw.core.proxy.counters.unban(f"src:{alice.username}")  # cleared by hand (API)
     gw.take(bob.peer)
     established(gw, alice, bob, "f5")
+
+
+@pytest.fixture
+def trunk(tmp_path: Path) -> Gateway:
+    return Gateway(tmp_path, plan="grasshopper", routes=builtin_routes())
+
+
+def final_status(msgs: list[Request | Response]) -> Response:
+    return next(m for m in msgs if isinstance(m, Response) and m.status >= 200)
+
+
+def test_domestic_number_goes_to_the_pstn_trunk(trunk: Gateway) -> None:
+    alice = trunk.phone("1001")
+    register(trunk, alice)
+    place_call(trunk, alice, "4155550100", "pstn1")
+    [leg] = trunk.take(PSTN)
+    assert isinstance(leg, Request) and leg.uri == f"sip:+14155550100@{PSTN.host}:{PSTN.port}"
+    assert trunk.core.calls.calls["pstn1@127.0.0.1"].call_type == "domestic"
+
+
+def test_r24_international_refused_before_the_deposit_and_admitted_after(trunk: Gateway) -> None:
+    from sqlmodel import Session
+
+    from provisioning.services.accounts import record_deposit
+
+    alice = trunk.phone("1001")
+    register(trunk, alice)
+    refused = final_status(place_call(trunk, alice, "011442079460000", "intl1"))
+    assert refused.status == 403 and "R24" in refused.reason
+    assert trunk.take(PSTN) == [] and trunk.records[-1]["rule_id"] == "R24"
+    with Session(trunk.engine) as s:
+        record_deposit(trunk._env(s), trunk.account_id, 500)
+    place_call(trunk, alice, "011442079460000", "intl2")
+    [leg] = trunk.take(PSTN)
+    assert isinstance(leg, Request) and "+442079460000" in leg.uri
+    assert trunk.core.calls.calls["intl2@127.0.0.1"].call_type == "international"
+
+
+def test_r25_blocked_destination_and_r28_premium(trunk: Gateway) -> None:
+    alice = trunk.phone("1001")
+    register(trunk, alice)
+    blocked = final_status(place_call(trunk, alice, "18095550100", "blk"))  # +1809: Caribbean IRSF range
+    assert blocked.status == 403 and "R25" in blocked.reason
+    premium = final_status(place_call(trunk, alice, "19005550100", "prem"))
+    assert premium.status == 403 and "R28" in premium.reason
+    assert trunk.take(PSTN) == []
+    assert [r["rule_id"] for r in trunk.records] == ["R25", "R28"]
+
+
+def test_conference_room_is_routed_to_the_bridge(trunk: Gateway) -> None:
+    alice = trunk.phone("1001")
+    register(trunk, alice)
+    place_call(trunk, alice, "7001", "conf1")
+    [leg] = trunk.take(CONFERENCE)
+    assert isinstance(leg, Request) and leg.uri.startswith("sip:7001@")
+    assert trunk.core.calls.calls["conf1@127.0.0.1"].call_type == "conference"
+    nothing = final_status(place_call(trunk, alice, "7999", "conf2"))
+    assert nothing.status == 404
