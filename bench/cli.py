@@ -194,6 +194,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyError:
             continue
         data["ratios"][scenario] = round(v / k, 3) if k else None
+        costs = []
+        for name in ("voiplab", "kamailio"):
+            scen = servers[name]["results"][scenario]
+            step = next((st for st in scen["steps"]
+                         if st["passed"] and st["rate"] == scen["best_rate"]), None)
+            costs.append(report.cpu_cost_us(step) if step else None)
+        if costs[0] and costs[1]:
+            data.setdefault("cost_ratios", {})[scenario] = round(costs[0] / costs[1], 2)
     data["duration_s"] = round(time.monotonic() - t_start, 1)
     data["json_name"] = report.json_name(data["started_utc"])
     json_path = report.write_json(args.results, data)

@@ -21,6 +21,7 @@ SCENARIO_TITLES = {
     "call": "Call (INVITE → 407 → ACK → INVITE + Proxy-Authorization → 200 → ACK → 1 s → BYE → 200)",
 }
 UNITS = {"register": "REGISTER/s", "call": "calls/s"}
+PER = {"register": "REGISTER", "call": "call"}
 # issue 2, Deliver §10: voiplab's goal (a quarter of Kamailio's quoted figures) and floor
 TARGETS = {"register": (5000, 3000), "call": (750, 300)}
 QUOTED_KAMAILIO = {"register": 20000, "call": 3000}
@@ -90,6 +91,13 @@ def rtt_tick(data: dict[str, Any]) -> float | None:
     return min((t for t in ticks if t), default=None)
 
 
+def cpu_cost_us(step: dict[str, Any]) -> float | None:
+    """Server CPU time per completed exchange (µs): unlike the rate, it barely depends on
+    what else the machine is doing, so it compares servers even on a busy machine."""
+    rate = step.get("achieved_rate") or 0
+    return step["server_cpu_pct"] / 100 / rate * 1e6 if rate > 0 else None
+
+
 def _best_cell(scen: dict[str, Any] | None, unit: str, tick: float | None) -> str:
     if scen is None:
         return "not run"
@@ -99,8 +107,11 @@ def _best_cell(scen: dict[str, Any] | None, unit: str, tick: float | None) -> st
         note = scen.get("note") or "no step passed"
         return f"0 ({note})"
     ceiling = " (ceiling, no failure seen)" if scen.get("note", "").startswith("no failure") else ""
+    cost = cpu_cost_us(step)
+    per = PER.get(scen.get("scenario", ""), "exchange")
+    cost_txt = f" = {cost:.0f} µs per {per}" if cost is not None else ""
     return (f"**{_fmt_rate(best)}** {unit}{ceiling}<br>p50 {_ms(step['p50_ms'], tick)} ms, "
-            f"p99 {_ms(step['p99_ms'], tick)} ms<br>server CPU {step['server_cpu_pct']:.0f} %")
+            f"p99 {_ms(step['p99_ms'], tick)} ms<br>server CPU {step['server_cpu_pct']:.0f} %{cost_txt}")
 
 
 def bottleneck(scen: dict[str, Any], nproc: int) -> str:
@@ -155,7 +166,7 @@ def render_section(data: dict[str, Any]) -> str:
            if data["plan"].get("digest_uri", "request-uri") == "request-uri"
            else "callees cycle per call, digest `uri=` = the server's address (SIPp default)"),
         "",
-        f"| Scenario | {kam_label} | voiplab | voiplab / Kamailio | voiplab goal / floor |",
+        f"| Scenario | {kam_label} | voiplab | voiplab / Kamailio (rate; CPU per exchange) | voiplab goal / floor |",
         "|---|---|---|---|---|",
     ]
     for scenario in data["scenarios"]:
@@ -164,6 +175,9 @@ def render_section(data: dict[str, Any]) -> str:
         v = voip.get("results", {}).get(scenario)
         ratio = data["ratios"].get(scenario)
         ratio_txt = f"{ratio:.2f}" if ratio is not None else "–"
+        cost_ratio = data.get("cost_ratios", {}).get(scenario)
+        if cost_ratio is not None:
+            ratio_txt += f"; voiplab needs {cost_ratio:.1f}× Kamailio's CPU"
         goal, floor = TARGETS[scenario]
         kcell = _best_cell(k, unit, tick) if "kamailio" in servers else "not run"
         vcell = _best_cell(v, unit, tick) if "voiplab" in servers else "not run"

@@ -267,7 +267,8 @@ class VoiplabServer:
             pass
         return ServerInfo(
             name=self.name, version=version, sip=f"{self.sip_host}:{self.sip_port}",
-            details={"command": " ".join(self.command()).replace(str(self.workdir), "<tmp>"),
+            details={"command": " ".join(self.command()).replace(str(self.workdir), "<tmp>")
+                     .replace(str(Path.cwd()) + "/", ""),
                      "environment": " ".join(f"{k}={v}" for k, v in sorted(self.env.items())),
                      "processes": "1 (asyncio, uvloop)"},
         )
