@@ -47,6 +47,13 @@ class Account(SQLModel, table=True):
         JSON, nullable=False, default=list, server_default=text("'[]'")))
     # R5: flex subscription minimum (None: no flex); the maximum is plan.flex.max_multiplier x this.
     flex_minimum: int | None = Field(default=None)
+    # --- issue #4 (E911) ---
+    # R13: what a stale device's emergency call does: "use_last" (last registered location, with
+    # a warning) or "national_centre" (no location; the centre asks for it).
+    stale_policy: str = Field(default="use_last", max_length=16,
+                              sa_column_kwargs={"server_default": "use_last"})
+    # Kari's Law: where the emergency-call notification is POSTed (provisioning.notifier).
+    notification_url: str | None = Field(default=None, max_length=500)
 
 
 class User(SQLModel, table=True):
@@ -121,6 +128,18 @@ class Location(SQLModel, table=True):
     addcode: str | None = None
     callback_number: str = Field(max_length=32)
     created_at: datetime = Field(sa_type=UTCDateTime)
+    # --- issue #4 (E911): civic fields above are stored normalised (e911.civic.normalise) and the
+    # callback as E.164. "valid": a dispatchable location when last checked; "unchecked": stored
+    # before validation existed (re-checked when a device binds it).
+    validation_status: str = Field(default="unchecked", max_length=16,
+                                   sa_column_kwargs={"server_default": "unchecked"})
+    validation_problems: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(
+        JSON, nullable=False, default=list, server_default=text("'[]'")))
+    validated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # In-building detail responders need here (e911.civic.SiteNeeds): {"floor": true, ...}.
+    site_needs: dict[str, bool] = Field(default_factory=dict, sa_column=Column(
+        JSON, nullable=False, default=dict, server_default=text("'{}'")))
+    updated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class Device(SQLModel, table=True):
@@ -301,3 +320,144 @@ class IdempotencyRecord(SQLModel, table=True):
     status_code: int
     body: str
     created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+# --- issue #4: E911 (R10-R16) -------------------------------------------------------------------
+
+class DeviceE911(SQLModel, table=True):
+    """A device's network fingerprint and R13 "location stale" flag.
+
+    A table of its own (not Device columns) because the gateway's writer
+    thread updates it on registrations while the API edits devices: the two
+    writers never touch the same row. Only the writer inserts rows; the API
+    only updates existing ones (no row = never registered, nothing stale).
+    """
+
+    __tablename__ = "device_e911"
+
+    device_id: int = Field(foreign_key="device.id", primary_key=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    last_fingerprint: dict[str, str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    fingerprint_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    location_stale: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    stale_reason: str | None = Field(default=None, max_length=500)
+    stale_since: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class E911Notice(SQLModel, table=True):
+    """R15: the customer was told that a device is active (with the R11 limits of
+    emergency calling). Location forwarding is on once it is acknowledged."""
+
+    __tablename__ = "e911_notice"
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    device_id: int = Field(foreign_key="device.id", index=True)
+    kind: str = Field(default="activation", max_length=16)
+    text: str
+    sent_at: datetime = Field(sa_type=UTCDateTime)
+    acknowledged_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    acknowledged_by: str | None = Field(default=None, max_length=200)
+
+
+class LocationPrompt(SQLModel, table=True):
+    """R13: a nomadic device registered from another network; its user is asked
+    to confirm the registered location or give a new one."""
+
+    __tablename__ = "location_prompt"
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    device_id: int = Field(foreign_key="device.id", index=True)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    reason: str = Field(max_length=500)
+    location_id: int | None = Field(default=None)  # the registered location when prompted
+    fingerprint: dict[str, str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    previous_fingerprint: dict[str, str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    status: str = Field(default="open", max_length=16)  # open | confirmed | updated | superseded
+    resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    resolved_by: str | None = Field(default=None, max_length=120)
+
+
+class SiteOutage(SQLModel, table=True):
+    """R11: a simulated power or internet outage (or a customer network that
+    blocks the platform) at a location; emergency calls from there fail."""
+
+    __tablename__ = "site_outage"
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    location_id: int = Field(foreign_key="location.id", index=True)
+    kind: str = Field(max_length=16)  # power | internet | network_blocked
+    note: str | None = Field(default=None, max_length=500)
+    started_at: datetime = Field(sa_type=UTCDateTime)
+    ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class EmergencyCall(SQLModel, table=True):
+    """One emergency or test call as the gateway routed (or refused) it, with the
+    exact PIDF-LO it sent. No foreign keys, like Cdr: the record outlives what it names."""
+
+    __tablename__ = "emergency_call"
+
+    id: int | None = Field(default=None, primary_key=True)
+    call_id: str = Field(max_length=255, unique=True)
+    psap_call_id: str | None = Field(default=None, max_length=255, index=True)
+    account_id: int | None = Field(default=None, index=True)
+    device_id: int | None = Field(default=None, index=True)
+    location_id: int | None = Field(default=None)
+    caller: str = Field(default="", max_length=255)
+    dialled: str = Field(max_length=255)
+    service_urn: str | None = Field(default=None, max_length=64)
+    is_test: bool = Field(default=False)  # 933 / urn:service:test.sos
+    route_kind: str = Field(max_length=16)  # psap | national_centre | refuse
+    code: str = Field(max_length=64)
+    rule_id: str | None = Field(default=None, max_length=8)
+    reason: str = Field(default="", max_length=500)
+    sip_status: int | None = Field(default=None)
+    with_location: bool = Field(default=False)
+    callback: str | None = Field(default=None, max_length=32)
+    pidf: str | None = Field(default=None)  # the exact PIDF-LO sent (text)
+    content_id: str | None = Field(default=None, max_length=255)
+    warnings: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False, default=list))
+    started_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    answered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    gateway_node: str | None = Field(default=None, max_length=64)
+
+
+class PsapCallRecord(SQLModel, table=True):
+    """What the PSAP simulator judged (`PsapCall.to_dict()` kept whole in `data`),
+    keyed by its Call-ID and updated as the call moves on."""
+
+    __tablename__ = "psap_call"
+
+    id: int | None = Field(default=None, primary_key=True)
+    call_id: str = Field(max_length=255, unique=True)
+    role: str = Field(max_length=24)
+    verdict: str = Field(max_length=8)
+    state: str = Field(max_length=16)
+    status: int | None = Field(default=None)
+    device_id: str | None = Field(default=None, max_length=255, index=True)
+    received_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class EmergencyNotification(SQLModel, table=True):
+    """A Kari's Law notification (47 CFR 9.16(b)(2)) and how its delivery went."""
+
+    __tablename__ = "emergency_notification"
+
+    id: int | None = Field(default=None, primary_key=True)
+    call_id: str = Field(max_length=255, index=True)
+    account_id: int | None = Field(default=None, index=True)
+    channel: str = Field(default="webhook", max_length=16)
+    url: str | None = Field(default=None, max_length=500)
+    status: str = Field(max_length=16)  # pending | retrying | sent | failed | no_destination
+    attempts: int = Field(default=0)
+    last_status_code: int | None = Field(default=None)
+    last_error: str | None = Field(default=None, max_length=500)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)

@@ -13,6 +13,7 @@ import psycopg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
@@ -24,6 +25,8 @@ from tests import conftest_db
 
 empty_db_url = conftest_db.empty_db_url
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC).replace(tzinfo=None)
+#: the newest revision (each issue adds one; the tests follow it instead of naming it)
+HEAD = ScriptDirectory.from_config(migrate.alembic_config()).get_current_head()
 
 
 @pytest.fixture
@@ -53,11 +56,11 @@ def triggers(engine: Engine) -> set[str]:
 def test_empty_to_head_matches_the_models(engine: Engine) -> None:
     assert migrate.current(engine) is None
     init_db(engine)
-    assert migrate.current(engine) == "0002"
+    assert migrate.current(engine) == HEAD
     assert schema_diff(engine) == []
     assert triggers(engine) and triggers(engine) == _model_triggers(engine)
     init_db(engine)  # idempotent
-    assert migrate.current(engine) == "0002"
+    assert migrate.current(engine) == HEAD
 
 
 def _model_triggers(engine: Engine) -> set[str]:
@@ -95,7 +98,7 @@ def test_issue2_database_is_stamped_and_upgraded_with_its_data(engine: Engine) -
                           "ha1_sha256, created_at, password_set_at) VALUES (1, 1, 1, 1, '10-abcdef', 'x', "
                           "'m', 's', :t, :t)"), {"t": NOW})
     init_db(engine)
-    assert migrate.current(engine) == "0002" and schema_diff(engine) == []
+    assert migrate.current(engine) == HEAD and schema_diff(engine) == []
     with engine.connect() as conn:
         acc = conn.execute(text("SELECT deposit_usd, allowed_prefixes, flex_minimum FROM account")).one()
         dev = conn.execute(text("SELECT kind, transport, ua_policy, codecs FROM device")).one()
@@ -125,4 +128,27 @@ def test_downgrade_and_upgrade_again(engine: Engine) -> None:
     assert migrate.current(engine) == "0001"
     assert "licence" not in inspect(engine).get_table_names()
     init_db(engine)
-    assert migrate.current(engine) == "0002" and schema_diff(engine) == []
+    assert migrate.current(engine) == HEAD and schema_diff(engine) == []
+
+
+def test_e911_upgrade_keeps_locations_and_accounts(engine: Engine) -> None:
+    """0004: locations stored before validation existed read as `unchecked` (validated again when
+    a device binds them); accounts get the default stale-location policy and no webhook."""
+    migrate.upgrade(engine, "0003_cdr_rating")
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO account (id, name, plan, region, status, created_at) "
+                          "VALUES (1, 'old', 'connect', 'US', 'active', :t)"), {"t": NOW})
+        conn.execute(text("INSERT INTO location (id, account_id, country, callback_number, created_at) "
+                          "VALUES (1, 1, 'US', '+15125550100', :t)"), {"t": NOW})
+    init_db(engine)
+    assert migrate.current(engine) == HEAD and schema_diff(engine) == []
+    with engine.connect() as conn:
+        place = conn.execute(text("SELECT validation_status, validation_problems, site_needs, country "
+                                  "FROM location")).one()
+        acc = conn.execute(text("SELECT stale_policy, notification_url FROM account")).one()
+    assert place[0] == "unchecked" and place[1] in ([], "[]") and place[2] in ({}, "{}") and place[3] == "US"
+    assert (acc[0], acc[1]) == ("use_last", None)
+    migrate.downgrade(engine, "0003_cdr_rating")
+    assert "device_e911" not in inspect(engine).get_table_names()
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT country FROM location")).scalar_one() == "US"
