@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from provisioning.models import Disposition
+from provisioning.rating import CdrCallType, money
 
 _EXTENSION_RE = re.compile(r"^[0-9]{2,10}$")
 _NAMED_USER_RE = re.compile(r"^[a-z0-9._%+'-]+@[a-z0-9-]+(\.[a-z0-9-]+)+$")
-_CALLBACK_RE = re.compile(r"^\+?[0-9]{3,15}$")
 _MAC_RE = re.compile(r"^[0-9a-f]{12}$")
 _E164_PREFIX_RE = re.compile(r"^\+[1-9][0-9]{0,14}$")
 
@@ -59,6 +60,8 @@ class AccountOut(_Out):
     deposit_usd: int
     allowed_prefixes: list[str]
     flex_minimum: int | None = None
+    stale_policy: str = "use_last"  # R13 (issue #4)
+    notification_url: str | None = None  # Kari's Law webhook (issue #4)
 
 
 class FlexIn(_In):
@@ -163,12 +166,27 @@ class CivicFields(BaseModel):
     addcode: str | None = _civic("additional code")
 
 
+class SiteNeedsIn(_In):
+    """In-building detail responders need at this site (RAY BAUM's Act dispatchable location):
+    a tower needs the floor, a campus the building, shared offices the unit, a hotel the room."""
+
+    building: bool = False
+    floor: bool = False
+    unit: bool = False
+    room: bool = False
+
+
 class LocationCreate(CivicFields, _In):
-    """Stored as given; address validation arrives with the E911 issue."""
+    """Validated and normalised by `e911.civic` (country profile, dispatchable location, callback
+    as E.164 in the account's region); every failing element comes back in one 422."""
 
     name: str | None = Field(default=None, max_length=200, description="Label, e.g. 'HQ floor 3'.")
     country: str = Field(description="ISO 3166-1 alpha-2 code (RFC 5139 `country`).")
-    callback_number: str = Field(description="Number a PSAP calls back, E.164 digits, optional '+'.")
+    callback_number: str = Field(min_length=1, max_length=40, description=(
+        "Number a PSAP calls back: E.164 ('+15125550100') or as dialled in the location's country "
+        "('(512) 555-0100'); stored as E.164."))
+    site_needs: SiteNeedsIn = Field(default_factory=SiteNeedsIn, description=(
+        "Which of BLD/FLR/UNIT/ROOM this site needs for a dispatchable location."))
 
     @field_validator("country")
     @classmethod
@@ -176,14 +194,6 @@ class LocationCreate(CivicFields, _In):
         v = v.upper()
         if not re.fullmatch(r"[A-Z]{2}", v):
             raise ValueError("must be a two-letter ISO 3166-1 country code")
-        return v
-
-    @field_validator("callback_number")
-    @classmethod
-    def _callback(cls, v: str) -> str:
-        v = re.sub(r"[\s().-]", "", v)
-        if not _CALLBACK_RE.match(v):
-            raise ValueError("must be 3 to 15 digits, optionally starting with '+'")
         return v
 
 
@@ -194,6 +204,11 @@ class LocationOut(CivicFields, _Out):
     country: str
     callback_number: str
     created_at: datetime
+    validation_status: str = Field(description="valid | unchecked (stored before validation existed).")
+    validation_problems: list[dict[str, Any]] = Field(default_factory=list)
+    validated_at: datetime | None = None
+    site_needs: SiteNeedsIn = Field(default_factory=SiteNeedsIn)
+    updated_at: datetime | None = None
 
 
 # --- devices and lines ----------------------------------------------------------------------
@@ -500,6 +515,9 @@ class RoomKitOut(_Out):
 
 # --- call records ---------------------------------------------------------------------------
 
+MONEY_MAX = Decimal("99999999.9999")  # the CDR table's NUMERIC(12, 4)
+
+
 def _clip(value: Any, limit: int) -> Any:
     return value[:limit] if isinstance(value, str) else value
 
@@ -525,8 +543,18 @@ class CdrIn(BaseModel):
     reason: str | None = Field(default=None, max_length=255)
     rule_id: str | None = Field(default=None, max_length=8)
     gateway_node: str | None = Field(default=None, max_length=64)
+    # Rating (#5): computed by the gateway from the plan (R24 rounding, R28 rates, fair use).
+    call_type: CdrCallType = "on-net"
+    destination: str | None = Field(default=None, max_length=255,
+                                    description="The dialled destination, E.164 when it is a number.")
+    billable_s: int = Field(default=0, ge=0, description="Rated seconds (the plan's increment and minimum).")
+    rate_per_min: Decimal | None = Field(default=None, ge=0, le=MONEY_MAX, allow_inf_nan=False)
+    charge: Decimal = Field(default=Decimal(0), ge=0, le=MONEY_MAX, allow_inf_nan=False)
+    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
+    overage: bool = False
+    plan: str | None = Field(default=None, max_length=40)
 
-    @field_validator("call_id", "caller", "callee", "reason", mode="before")
+    @field_validator("call_id", "caller", "callee", "reason", "destination", mode="before")
     @classmethod
     def _clip255(cls, v: Any) -> Any:
         return _clip(v, 255)
@@ -535,6 +563,12 @@ class CdrIn(BaseModel):
     @classmethod
     def _clip64(cls, v: Any) -> Any:
         return _clip(v, 64)
+
+    @field_validator("rate_per_min", "charge")
+    @classmethod
+    def _money(cls, v: Decimal | None) -> Decimal | None:
+        """Four decimals, rounded half up: a record is never refused for a long fraction."""
+        return None if v is None else money(v)
 
 
 class CdrOut(_Out):
@@ -554,6 +588,14 @@ class CdrOut(_Out):
     reason: str | None
     rule_id: str | None
     gateway_node: str | None
+    call_type: str
+    destination: str | None
+    billable_s: int
+    rate_per_min: Decimal | None
+    charge: Decimal
+    currency: str
+    overage: bool
+    plan: str | None
 
 
 # --- misc -----------------------------------------------------------------------------------
@@ -595,3 +637,40 @@ class HardwareProfileOut(BaseModel):
     room_kit_roles: list[str]
     notes: str
     provenance: dict[str, str]
+
+
+# --- usage (#5) -------------------------------------------------------------------------------
+
+class UsageBucketOut(BaseModel):
+    calls: int
+    answered: int
+    duration_s: float = Field(description="Talk time, seconds.")
+    minutes: float = Field(description="Talk time, minutes (2 decimals).")
+    billable_s: int = Field(description="Rated seconds (R24 increment and minimum).")
+    billable_minutes: float
+    charges: dict[str, str] = Field(description="Per currency, decimal strings with 4 places.")
+
+
+class FairUseOut(BaseModel):
+    rule_id: str
+    basis: str
+    counts: str
+    over: str
+    call_types: list[str] = Field(description="The call types that count against the allowance.")
+    users: int = Field(description="Users in the account (authorised users R26, audio users R31).")
+    limit_minutes: int
+    used_minutes: float = Field(description="Talk time of the counted call types this month.")
+    remaining_minutes: float
+    exceeded: bool
+
+
+class UsageOut(BaseModel):
+    account_id: int
+    month: str
+    plan: str
+    start: datetime = Field(description="First instant of the month (UTC, inclusive).")
+    end: datetime = Field(description="First instant of the next month (exclusive).")
+    by_call_type: dict[str, UsageBucketOut]
+    totals: UsageBucketOut
+    fair_use: FairUseOut | None = Field(description="None when the plan has no fair-use allowance.")
+    overage: UsageBucketOut = Field(description="Records the gateway admitted past the allowance.")
