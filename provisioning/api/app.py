@@ -20,12 +20,14 @@ from provisioning.api.routes import (
     cdrs,
     devices,
     health,
+    lab,
     licences,
     live,
     locations,
     plans,
     provision,
     room_kits,
+    usage,
     users,
 )
 
@@ -47,6 +49,8 @@ def create_app(ctx: ProvisioningContext) -> FastAPI:
     v1 = APIRouter(prefix=API_PREFIX, dependencies=[Depends(require_token)])
     for module in (accounts, users, locations, devices, licences, room_kits, live, cdrs, catalog,
                    plans):
+        v1.include_router(module.router)
+    for module in (usage, lab):  # issue #5: usage summary; lab controls of the running gateway
         v1.include_router(module.router)
     v1.include_router(provision.ops_router)
     app.include_router(v1)

@@ -2,8 +2,8 @@
 
 `ProvisioningContext` carries shared, long-lived collaborators (no globals):
 the engine, the API token, the SIP domain, the one injected clock, the change
-bus, the hardware catalog, the service plans, and a `LiveView` onto the gateway's in-memory
-state for `GET /registrations` and `GET /calls`.
+bus, the hardware catalog, the service plans, a `LiveView` onto the gateway's in-memory
+state for `GET /registrations` and `GET /calls`, and `LabControl` for the lab routes.
 """
 
 from __future__ import annotations
@@ -48,6 +48,90 @@ class NoLiveView:
         return []
 
 
+class LabConflict(Exception):
+    """A lab change that clashes with what exists (the API's 409): a conference room
+    number taken or an organizer who already has a room (R30). Raised by `LabControl`
+    implementations; `rule_id` names the rule when one is the reason."""
+
+    def __init__(self, message: str, rule_id: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.rule_id = rule_id
+
+
+@runtime_checkable
+class LabControl(Protocol):
+    """Control of the lab's simulated world inside the running gateway, implemented by it:
+    the simulated PSTN's rule book and calls (#5 item 8), conference rooms and their live
+    roster (R30), the flood guard's temporary bans (R27) and the PSAP's call log (#4).
+
+    Same threading contract as `LiveView`: every method is called **on the event loop
+    thread** (the lab routes are `async def`), must be quick and non-blocking, and
+    returns JSON-serialisable values. Errors the API maps: `ValueError` → 422 (bad
+    input; the message is shown), `LookupError` (e.g. `KeyError`) → 404, `LabConflict`
+    → 409. `LabConflict` is checked first, so it may also subclass `ValueError`.
+    """
+
+    # simulated PSTN: number patterns ("*0486", "+44*", "+1415555XXXX") → behaviours
+    def pstn_rules(self) -> list[dict[str, Any]]: ...
+
+    def set_pstn_rule(self, pattern: str, behaviour: str | dict[str, Any], note: str) -> dict[str, Any]:
+        """Add or replace the API rule for `pattern`; returns it. ValueError for a bad pattern/behaviour."""
+        ...
+
+    def delete_pstn_rule(self, pattern: str) -> bool:
+        """Remove the API rule for `pattern`; False when there was none."""
+        ...
+
+    def clear_pstn_rules(self) -> None:
+        """Remove every rule set through the API (the default table stays)."""
+        ...
+
+    def pstn_calls(self, number: str | None, limit: int) -> list[dict[str, Any]]:
+        """Calls the simulated PSTN received, newest first, at most `limit`, optionally to `number`."""
+        ...
+
+    def pstn_hang_up(self, call_id: str) -> bool:
+        """End a live PSTN call from the PSTN side (BYE, or a final answer while ringing)."""
+        ...
+
+    # conference bridge (R30)
+    def conference_rooms(self, account_id: int | None) -> list[dict[str, Any]]: ...
+
+    def create_conference_room(self, account_id: int, organizer: str, number: str | None, pin: str | None,
+                               name: str | None) -> dict[str, Any]:
+        """A new room (number and PIN generated when None); the answer includes the PIN.
+        ValueError bad input, LookupError unknown account, LabConflict number taken/organizer has a room."""
+        ...
+
+    def conference_room(self, number: str) -> dict[str, Any] | None: ...
+
+    def delete_conference_room(self, number: str) -> bool:
+        """Remove the room, hanging up everyone in it; False when there was no such room."""
+        ...
+
+    def conference_roster(self, number: str) -> list[dict[str, Any]] | None:
+        """Live connections in order of admission; None when there is no such room."""
+        ...
+
+    def conference_kick(self, number: str, participant_id: str) -> bool:
+        """Hang up one connection; False when it is not in the room."""
+        ...
+
+    # flood guard (R27)
+    def fraud_bans(self) -> list[dict[str, Any]]:
+        """Temporary bans in force, each with at least `key`, `until` (ISO 8601) and `kind`."""
+        ...
+
+    def clear_fraud_ban(self, key: str) -> bool:
+        """Lift a ban now; False when `key` was not banned."""
+        ...
+
+    # PSAP (#4)
+    def psap_calls(self, role: str | None, verdict: str | None, device_id: str | None) -> list[dict[str, Any]]:
+        ...
+
+
 @dataclass(frozen=True)
 class ProvisioningContext:
     engine: Engine
@@ -68,6 +152,9 @@ class ProvisioningContext:
     sip_ports: Mapping[str, int] = field(default_factory=lambda: {"udp": 5060, "tcp": 5060, "tls": 5061})
     provision_base_url: str | None = None
     files: FileServer | None = None  # built from the fields above when None
+    # The running gateway's lab controls (simulated PSTN, conference rooms, fraud bans, PSAP log);
+    # None when the API runs without a gateway: the lab routes then answer 503.
+    lab: LabControl | None = None
 
     def __post_init__(self) -> None:
         if self.files is None:  # the one instance: its digest key and refusal log live there
