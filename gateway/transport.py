@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import itertools
 import logging
@@ -47,7 +48,9 @@ class Peer(NamedTuple):
 OnMessage = Callable[[bytes, Peer], None]
 
 
+@functools.lru_cache(maxsize=4096)
 def is_ip_literal(host: str) -> bool:
+    """Whether ``host`` is an address we can send to without DNS (cached: it runs per message)."""
     try:
         ipaddress.ip_address(host.strip("[]"))
     except ValueError:
