@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, Depends, Query
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 
 from provisioning.api.deps import Ctx
@@ -54,8 +55,8 @@ def cdr_filter(account_id: Annotated[int | None, Query()] = None,
                    description="Records that started before this (exclusive).")] = None) -> CdrFilter:
     since, until = _utc(since), _utc(until)
     if since is not None and until is not None and since > until:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, [{
-            "type": "value_error", "loc": ["query", "until"],
+        raise RequestValidationError([{
+            "type": "value_error", "loc": ("query", "until"),
             "msg": f"until ({until.isoformat()}) is before since ({since.isoformat()})"}])
     return CdrFilter(account_id=account_id, call_id=call_id, disposition=disposition, call_type=call_type,
                      rule_id=rule_id, caller=caller, since=since, until=until)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Query
+from fastapi.exceptions import RequestValidationError
 
 from provisioning import services
 from provisioning.api.deps import Ctx, SessionDep
@@ -30,8 +31,8 @@ def account_usage(account_id: int, ctx: Ctx, session: SessionDep,
     try:
         month_bounds(month)
     except ValueError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, [{
-            "type": "value_error", "loc": ["query", "month"], "msg": str(exc)}]) from None
+        raise RequestValidationError([{
+            "type": "value_error", "loc": ("query", "month"), "msg": str(exc)}]) from None
     store = ctx.cdr_store()
     return summarise(account_id=account_id, month=month, plan_id=account.plan, plan=ctx.plans.get(account.plan),
                      users=store.users_in_account(account_id), groups=store.usage_groups(account_id, month))
