@@ -37,6 +37,8 @@ class Call:
     from_tag: str | None = None  # the caller's tag
     to_tag: str | None = None  # the answering callee's tag: with Call-ID and from_tag, the dialog
     call_type: str = "on-net"
+    destination: str | None = None  # E.164 for PSTN calls
+    region: str = "US"  # the account's region (what "domestic" means when rating)
     plan_id: str | None = None
     usage_key: str | None = None  # fair-use counter this call's minutes go to (None: not counted)
     overage: bool = False  # admitted past the fair-use allowance
@@ -81,6 +83,8 @@ class CallTracker:
         #: called once per ended call with its billable duration, before the record is emitted
         #: (the proxy releases counters and timers here; every ending path goes through it)
         self.on_end: Callable[[Call, float], None] | None = None
+        #: rating: extra record fields (call type, billable seconds, rate, charge…) for an ended call
+        self.rate: Callable[[Call, float], dict[str, Any]] | None = None
 
     def start(self, call_id: str, account_id: int, caller: str, callee: str,
               caller_user_id: int | None, callee_user_id: int | None,
@@ -174,9 +178,16 @@ class CallTracker:
         if self.on_end is not None:
             self.on_end(call, duration)
         disposition = "answered" if call.answered is not None else disposition_for(code, call.cancelled)
-        self._emit(self._record(call.call_id, call.account_id, call.caller, call.callee,
-                                call.caller_user_id, call.callee_user_id, call.start_wall,
-                                call.answer_wall, wall, duration, disposition, code, reason, call.rule_id))
+        record = self._record(call.call_id, call.account_id, call.caller, call.callee,
+                              call.caller_user_id, call.callee_user_id, call.start_wall,
+                              call.answer_wall, wall, duration, disposition, code, reason, call.rule_id)
+        record["call_type"] = call.call_type
+        record["destination"] = call.destination
+        record["overage"] = call.overage
+        record["plan"] = call.plan_id
+        if self.rate is not None:
+            record.update(self.rate(call, duration))
+        self._emit(record)
 
     def _record(self, call_id: str, account_id: int, caller: str, callee: str,
                 caller_user_id: int | None, callee_user_id: int | None, start: datetime,

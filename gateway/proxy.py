@@ -15,7 +15,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
 from gateway.auth import Authenticator, Verdict
 from gateway.calls import Call
@@ -99,6 +100,7 @@ class Proxy:
         self._users_version = -1
         self._users_per_account: dict[int, int] = {}
         core.calls.on_end = self._call_ended
+        core.calls.rate = self._rate
 
     # -- our own address on the wire --------------------------------------------------------
     def _via(self, peer: Peer, branch: str) -> str:
@@ -279,11 +281,29 @@ class Proxy:
         self.counters.acquire(call.call_id, keys)
         call.fax_line = caller.purpose == "fax"
         call.call_type = attempt.destination.kind.value
+        call.destination = attempt.destination.e164
         call.overage = decision.overage
         call.plan_id = plan.id
+        account = self.core.directory.snapshot.accounts.get(caller.account_id)
+        call.region = account.region if account is not None else "US"
         if plan.fair_use is not None and decision.counts_for_fair_use:
             month = self.core.clock.wall().strftime("%Y-%m")
             call.usage_key = usage_key(caller.account_id, month, plan.fair_use.counts)
+
+    def _rate(self, call: Call, duration: float) -> dict[str, Any]:
+        """R24/R28: billable seconds in the plan's increments, and the plan's price for PSTN minutes."""
+        plan = self.plans.get(call.plan_id or "")
+        if plan is None:
+            return {}
+        billable = plan.billing.billable_seconds(duration)
+        fields: dict[str, Any] = {"billable_s": billable, "currency": plan.rates.currency,
+                                  "rate_per_min": None, "charge": Decimal(0)}
+        if call.destination and call.call_type in ("domestic", "international", "toll-free", "premium"):
+            quote = plan.quote(call.destination, call.region)
+            if not quote.included and quote.per_min is not None:
+                fields["rate_per_min"] = quote.per_min
+                fields["charge"] = (quote.per_min * billable / 60).quantize(Decimal("0.0001"))
+        return fields
 
     def _call_ended(self, call: Call, duration: float) -> None:
         """Every ending path of a call: release its lease, count its minutes."""

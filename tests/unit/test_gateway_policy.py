@@ -248,3 +248,36 @@ def test_conference_room_is_routed_to_the_bridge(trunk: Gateway) -> None:
     assert trunk.core.calls.calls["conf1@127.0.0.1"].call_type == "conference"
     nothing = final_status(place_call(trunk, alice, "7999", "conf2"))
     assert nothing.status == 404
+
+
+def test_rated_record_r24_rounding_and_r28_international_rate(trunk: Gateway) -> None:
+    from decimal import Decimal
+
+    from sqlmodel import Session
+
+    from provisioning.plans import load_plans
+    from provisioning.schemas import CdrIn
+    from provisioning.services.accounts import record_deposit
+
+    alice = trunk.phone("1001")
+    register(trunk, alice)
+    with Session(trunk.engine) as s:
+        record_deposit(trunk._env(s), trunk.account_id, 500)
+    for call_id, number, talk in (("dom", "4155550100", 1), ("gb", "011442079460000", 61)):
+        place_call(trunk, alice, number, call_id)
+        [leg] = trunk.take(PSTN)
+        assert isinstance(leg, Request)
+        fake_trunk = Phone("trunk", "", "", 0, PSTN)
+        answer(trunk, leg, fake_trunk, tag=f"t{call_id}")
+        trunk.take(alice.peer)
+        trunk.clock.advance(talk)
+        trunk.core.proxy.end_call(f"{call_id}@127.0.0.1", "test hang-up", None)
+        trunk.take(alice.peer)
+        trunk.take(PSTN)
+    dom, gb = trunk.records
+    assert (dom["call_type"], dom["billable_s"], dom["charge"]) == ("domestic", 18, Decimal(0))  # 1 s → 18 s
+    assert (gb["call_type"], gb["billable_s"]) == ("international", 66)  # 61 s → 66 s
+    rate = load_plans().plans["grasshopper"].quote("+442079460000", "US").per_min
+    assert gb["rate_per_min"] == rate and gb["charge"] == (rate * 66 / 60).quantize(Decimal("0.0001"))
+    for record in (dom, gb):
+        CdrIn.model_validate(record)  # what the CDR writer stores
