@@ -29,6 +29,7 @@ from gateway.calls import CallTracker
 from gateway.cdr_writer import CdrWriter
 from gateway.clock import LoopClock
 from gateway.core import Identity, Limits, SipCore
+from gateway.lab import GatewayLab
 from gateway.live import GatewayLiveView
 from gateway.location import LocationService
 from gateway.policy import FloodGuard
@@ -176,7 +177,7 @@ async def start(settings: Settings, *, announce: Callable[[str], None] = print) 
     token = settings.api_token or secrets.token_urlsafe(24)
     live = GatewayLiveView(core)
     ctx = ProvisioningContext(engine=engine, api_token=token, sip_domain=settings.domain, now=wall, bus=bus,
-                              live=live, plans=plans,
+                              live=live, plans=plans, lab=GatewayLab(peers, core.proxy.counters, clock),
                               secrets=SecretBox.from_file(settings.data_dir / "secret.key"),
                               sip_server=advertise, sip_ports=dict(identity.ports))
     app = create_app(ctx)
