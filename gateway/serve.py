@@ -26,12 +26,12 @@ from sqlmodel import Session
 from gateway.auth import Authenticator
 from gateway.builtin import BuiltinPeers
 from gateway.calls import CallTracker
-from gateway.cdr_writer import CdrWriter
 from gateway.clock import LoopClock
 from gateway.core import Identity, Limits, SipCore
 from gateway.lab import GatewayLab
 from gateway.live import GatewayLiveView
 from gateway.location import LocationService
+from gateway.outbox import BatchWriter
 from gateway.policy import FloodGuard
 from gateway.proxy import Proxy
 from gateway.registrar import Registrar, RegistrarConfig
@@ -67,7 +67,7 @@ class Running:
     api_port: int
     sip_ports: dict[str, int]
     token: str
-    cdr_writer: CdrWriter
+    cdr_writer: BatchWriter
     http: uvicorn.Server
     http_task: asyncio.Task[None]
     peers: BuiltinPeers
@@ -125,7 +125,7 @@ async def start(settings: Settings, *, announce: Callable[[str], None] = print) 
 
     wall: Callable[[], datetime] = clock.wall
     cdr_store = CdrStore(engine)
-    cdr_writer = CdrWriter(cdr_store.write_many)
+    cdr_writer = BatchWriter(cdr_store.write_many)
 
     sip_addrs = settings.sip_addresses()
     identity = make_identity(settings, sip_addrs)

@@ -1,9 +1,11 @@
-"""Call records leave the SIP loop through a queue and reach the DB from a thread.
+"""What the gateway writes leaves the SIP loop through a queue and reaches the DB from a thread.
 
-``submit`` is called on the event loop and only appends to a deque; a writer
-thread wakes up, takes everything queued and writes it in one transaction.
-A slow or locked database therefore delays records, never SIP.  ``close``
-drains what is left, so a clean shutdown loses nothing.
+Call records, emergency-call records, PSAP verdicts and registration
+fingerprints all go this way: ``submit`` is called on the event loop and only
+appends to a deque; a writer thread wakes up, takes everything queued and
+writes it in one transaction.  A slow or locked database therefore delays
+records, never SIP.  ``close`` drains what is left, so a clean shutdown
+loses nothing.
 """
 
 from __future__ import annotations
@@ -14,11 +16,11 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-log = logging.getLogger("voiplab.cdr")
+log = logging.getLogger("voiplab.outbox")
 
 
-class CdrWriter:
-    def __init__(self, write_many: Callable[[list[dict[str, Any]]], object], *,
+class BatchWriter:
+    def __init__(self, write_many: Callable[[list[dict[str, Any]]], object], *, name: str = "cdr-writer",
                  batch_max: int = 500, idle_wait: float = 0.2) -> None:
         self._write_many = write_many
         self._queue: deque[dict[str, Any]] = deque()
@@ -28,7 +30,7 @@ class CdrWriter:
         self._idle_wait = idle_wait
         self.written = 0
         self.failed_batches = 0
-        self._thread = threading.Thread(target=self._run, name="cdr-writer", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     def submit(self, record: dict[str, Any]) -> None:
@@ -69,13 +71,13 @@ class CdrWriter:
                         self._write([record])
                 else:
                     self.failed_batches += 1
-                    log.error("dropping an invalid call record: %r", batch[0], exc_info=True)
+                    log.error("dropping an invalid record: %r", batch[0], exc_info=True)
                 return
             except Exception:
-                log.exception("writing %d call records failed (attempt %d)", len(batch), attempt + 1)
+                log.exception("writing %d records failed (attempt %d)", len(batch), attempt + 1)
                 threading.Event().wait(0.2 * (attempt + 1))
         self.failed_batches += 1
-        log.error("gave up on %d call records: %s", len(batch), [r.get("call_id") for r in batch])
+        log.error("gave up on %d records: %s", len(batch), [r.get("call_id") for r in batch])
 
     def close(self, timeout: float = 30.0) -> None:
         """Stop after everything queued so far is written."""

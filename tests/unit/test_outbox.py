@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gateway.cdr_writer import CdrWriter
+from gateway.outbox import BatchWriter
 from provisioning.cdrs import CdrStore
 from provisioning.db import init_db, make_engine
 
@@ -24,7 +24,7 @@ def test_everything_queued_is_written_on_close(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'c.db'}")
     init_db(engine)
     store = CdrStore(engine)
-    writer = CdrWriter(store.write_many, idle_wait=5.0)  # long idle wait: close must not depend on it
+    writer = BatchWriter(store.write_many, idle_wait=5.0)  # long idle wait: close must not depend on it
     for i in range(1234):
         writer.submit(record(i))
     writer.close()
@@ -36,7 +36,7 @@ def test_an_invalid_record_is_dropped_alone(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'c.db'}")
     init_db(engine)
     store = CdrStore(engine)
-    writer = CdrWriter(store.write_many)
+    writer = BatchWriter(store.write_many)
     writer.submit(record(1))
     writer.submit(record(2, disposition="not-a-disposition"))
     writer.submit(record(3))
@@ -55,7 +55,7 @@ def test_a_failing_database_is_retried_off_the_caller_thread() -> None:
             fail_once.set()
             raise OSError("database is locked")
 
-    writer = CdrWriter(flaky)
+    writer = BatchWriter(flaky)
     writer.submit(record(1))
     writer.close()
     assert [name for name, _ in calls] == ["cdr-writer", "cdr-writer"]
