@@ -20,18 +20,33 @@ they keep using whichever snapshot they grabbed.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement
+from sqlalchemy import ColumnElement, exists
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from e911.civic import CIVIC_FIELDS
+from e911.moves import NetworkFingerprint
+from e911.pidf import parse_device_uri
 from provisioning.events import Change
 from provisioning.frozenmap import FrozenMap
-from provisioning.models import Account, Device, Licence, LicenceMember, Line, User
+from provisioning.models import (
+    Account,
+    Device,
+    DeviceE911,
+    E911Notice,
+    Licence,
+    LicenceMember,
+    Line,
+    Location,
+    SiteOutage,
+    User,
+)
 
 K = TypeVar("K")
 
@@ -48,6 +63,9 @@ class AccountEntry:
     status: str
     deposit_usd: int = 0
     allowed_prefixes: tuple[str, ...] = ()
+    # --- issue #4 (E911) ---
+    stale_policy: str = "use_last"  # R13: "use_last" | "national_centre"
+    notification_url: str | None = None  # Kari's Law webhook (provisioning.notifier)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +115,51 @@ class LicenceEntry:
     user_ids: tuple[int, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class DeviceEntry:
+    """A device as the emergency router sees it (issue #4).
+
+    - `location_forwarding` (R15): the device is active, has a location, and
+      its activation notice was acknowledged: location and callback go to
+      the PSAP automatically. Off → national centre without location.
+    - `location_stale` (R13): the device registered from another network
+      than last time and nobody has confirmed or updated its location yet.
+    - `last_fingerprint`: the network of its last recorded REGISTER
+      (`e911.moves`), so the registrar can compare on the hot path and
+      submit only changes to `E911Store.record_registrations`.
+    """
+
+    id: int
+    account_id: int
+    kind: str
+    state: str
+    mac: str | None
+    location_id: int | None
+    location_forwarding: bool
+    location_stale: bool
+    last_fingerprint: NetworkFingerprint | None
+    name: str = ""
+    stale_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LocationEntry:
+    """A registered location (issue #4): `civic` holds the RFC 5139 fields that are set
+    (lower-case names, schema order, read-only), `callback_number` is E.164, `outage` the
+    active simulated outage at the site (R11: "power" before "internet" before
+    "network_blocked" when several run), `outages` all of them."""
+
+    id: int
+    account_id: int
+    civic: Mapping[str, str]
+    callback_number: str
+    country: str
+    outage: str | None
+    valid: bool = True  # a dispatchable location when last validated
+    name: str | None = None
+    outages: tuple[str, ...] = ()
+
+
 LineIndex = FrozenMap[Any, tuple[LineEntry, ...]]
 
 
@@ -117,6 +180,8 @@ class DirectorySnapshot:
       (a known extension without lines is "480 not registered", not "404 unknown")
     - `accounts`: account id → AccountEntry (status, plan, region, deposit, allow-list)
     - `licences`: licence id → LicenceEntry; `by_licence`: licence id → lines of its users
+    - `devices`: device id → DeviceEntry; `device_by_mac`: MAC → device id (E911, issue #4)
+    - `locations`: location id → LocationEntry; `devices_by_location`: location id → device ids
     """
 
     version: int = 0
@@ -130,12 +195,42 @@ class DirectorySnapshot:
     by_device: FrozenMap[int, tuple[LineEntry, ...]] = field(default_factory=_empty)
     licences: FrozenMap[int, LicenceEntry] = field(default_factory=_empty)
     by_licence: FrozenMap[int, tuple[LineEntry, ...]] = field(default_factory=_empty)
+    devices: FrozenMap[int, DeviceEntry] = field(default_factory=_empty)
+    device_by_mac: FrozenMap[str, int] = field(default_factory=_empty)
+    locations: FrozenMap[int, LocationEntry] = field(default_factory=_empty)
+    devices_by_location: FrozenMap[int, tuple[int, ...]] = field(default_factory=_empty)
 
     def line(self, sip_username: str) -> LineEntry | None:
         return self.lines.get(sip_username)
 
     def extension_lines(self, account_id: int, extension: str) -> tuple[LineEntry, ...]:
         return self.by_extension.get((account_id, extension), ())
+
+    def device_location(self, device_id: int) -> LocationEntry | None:
+        """The registered location of a device, or None."""
+        device = self.devices.get(device_id)
+        if device is None or device.location_id is None:
+            return None
+        return self.locations.get(device.location_id)
+
+    def device_for_uri(self, device_uri: str) -> DeviceEntry | None:
+        """The device a PIDF-LO's `<dm:deviceID>` names (`mac:…` or `urn:voiplab:device:N`)."""
+        parsed = parse_device_uri(device_uri)
+        if parsed is None:
+            return None
+        kind, value = parsed
+        device_id = self.device_by_mac.get(str(value)) if kind == "mac" else value
+        return self.devices.get(device_id) if isinstance(device_id, int) else None
+
+    def registered_location(self, device_uri: str) -> dict[str, str] | None:
+        """The PSAP simulator's lookup (`gateway.psap.ExpectedLookup`): the device's registered
+        civic fields plus `callback_number`, or None for an unknown device or one without a
+        location. Memory only, never blocks."""
+        device = self.device_for_uri(device_uri)
+        location = self.device_location(device.id) if device is not None else None
+        if location is None:
+            return None
+        return {**location.civic, "callback_number": location.callback_number}
 
 
 def _user_entry(user: User) -> UserEntry:
@@ -149,7 +244,116 @@ def _account_entry(account: Account) -> AccountEntry:
     return AccountEntry(id=account.id, name=account.name, plan=account.plan,
                         region=account.region, status=account.status,
                         deposit_usd=account.deposit_usd,
-                        allowed_prefixes=tuple(account.allowed_prefixes or ()))
+                        allowed_prefixes=tuple(account.allowed_prefixes or ()),
+                        stale_policy=account.stale_policy, notification_url=account.notification_url)
+
+
+# --- E911 entries (issue #4) ------------------------------------------------------------------
+
+_OUTAGE_ORDER = ("power", "internet", "network_blocked")
+
+_ACKED = exists().where(col(E911Notice.device_id) == col(Device.id),
+                        col(E911Notice.acknowledged_at).is_not(None))
+_PENDING = exists().where(col(E911Notice.device_id) == col(Device.id),
+                          col(E911Notice.acknowledged_at).is_(None))
+_DEVICE_COLUMNS = (
+    Device.id, Device.account_id, Device.kind, Device.state, Device.mac, Device.location_id, Device.name,
+    DeviceE911.location_stale, DeviceE911.stale_reason, DeviceE911.last_fingerprint,
+    _ACKED.label("acked"), _PENDING.label("pending"),
+)
+
+
+def _fingerprint(raw: Any) -> NetworkFingerprint | None:
+    if not isinstance(raw, dict) or "subnet" not in raw or "contact_host" not in raw:
+        return None
+    return NetworkFingerprint(str(raw["subnet"]), str(raw["contact_host"]))
+
+
+def _fetch_devices(session: Session, where: ColumnElement[bool] | None = None) -> list[DeviceEntry]:
+    """Device entries in one statement (device + its E911 row + notice flags)."""
+    stmt = (select(*_DEVICE_COLUMNS)  # type: ignore[call-overload]
+            .outerjoin(DeviceE911, col(DeviceE911.device_id) == col(Device.id)))
+    if where is not None:
+        stmt = stmt.where(where)
+    entries = []
+    for (did, account_id, kind, state, mac, location_id, name, stale, stale_reason, fingerprint,
+         acked, pending) in session.exec(stmt):
+        forwarding = state == "active" and location_id is not None and bool(acked) and not pending
+        entries.append(DeviceEntry(id=did, account_id=account_id, kind=kind, state=state, mac=mac,
+                                   location_id=location_id, location_forwarding=forwarding,
+                                   location_stale=bool(stale), last_fingerprint=_fingerprint(fingerprint),
+                                   name=name, stale_reason=stale_reason if stale else None))
+    return entries
+
+
+def _fetch_locations(session: Session, where: ColumnElement[bool] | None = None) -> list[LocationEntry]:
+    stmt = select(Location)
+    if where is not None:
+        stmt = stmt.where(where)
+    rows = list(session.exec(stmt))
+    ids = [r.id for r in rows if r.id is not None]
+    outages: dict[int, set[str]] = {i: set() for i in ids}
+    if ids:
+        for lid, kind in session.exec(select(SiteOutage.location_id, SiteOutage.kind)
+                                      .where(col(SiteOutage.location_id).in_(ids),
+                                             col(SiteOutage.ended_at).is_(None))):
+            outages[lid].add(kind)
+    entries = []
+    for r in rows:
+        if r.id is None:
+            continue
+        kinds = tuple(k for k in _OUTAGE_ORDER if k in outages[r.id]) + tuple(
+            sorted(outages[r.id] - set(_OUTAGE_ORDER)))
+        civic = {name: value for name in CIVIC_FIELDS if (value := getattr(r, name)) not in (None, "")}
+        entries.append(LocationEntry(id=r.id, account_id=r.account_id, civic=MappingProxyType(civic),
+                                     callback_number=r.callback_number, country=r.country,
+                                     outage=kinds[0] if kinds else None, valid=r.validation_status == "valid",
+                                     name=r.name, outages=kinds))
+    return entries
+
+
+def _by_location(devices: Iterable[DeviceEntry]) -> dict[int, tuple[int, ...]]:
+    groups: dict[int, list[int]] = {}
+    for d in devices:
+        if d.location_id is not None:
+            groups.setdefault(d.location_id, []).append(d.id)
+    return {k: tuple(sorted(v)) for k, v in groups.items()}
+
+
+def replace_devices(snap: DirectorySnapshot, ids: Iterable[int], new: list[DeviceEntry]) -> DirectorySnapshot:
+    """Snapshot with the entries of devices `ids` replaced by `new` (missing ones removed)."""
+    ids = set(ids) | {d.id for d in new}
+    old = [e for i in ids if (e := snap.devices.get(i)) is not None]
+    arriving = {d.id: d for d in new}
+    if all(arriving.get(e.id) == e for e in old) and len(old) == len(arriving):
+        return snap  # nothing the snapshot shows changed: keep every shard
+    mac_updates = {d.mac: d.id for d in new if d.mac and snap.device_by_mac.get(d.mac) != d.id}
+    mac_deletes = [e.mac for e in old if e.mac and (e.id not in arriving or arriving[e.id].mac != e.mac)]
+    before_loc = {e.id: e.location_id for e in old}
+    moved = [i for i in ids if before_loc.get(i) != (arriving[i].location_id if i in arriving else None)]
+    touched = {before_loc.get(i) for i in moved} | {arriving[i].location_id for i in moved if i in arriving}
+    loc_updates: dict[int, tuple[int, ...]] = {}
+    loc_deletes: list[int] = []
+    for lid in touched - {None}:
+        assert lid is not None
+        kept = [i for i in snap.devices_by_location.get(lid, ()) if i not in moved]
+        members = tuple(sorted(kept + [i for i in moved if i in arriving and arriving[i].location_id == lid]))
+        if members:
+            loc_updates[lid] = members
+        else:
+            loc_deletes.append(lid)
+    return replace(
+        snap,
+        devices=snap.devices.evolve(arriving, [i for i in ids if i not in arriving]),
+        device_by_mac=snap.device_by_mac.evolve(mac_updates, mac_deletes),
+        devices_by_location=snap.devices_by_location.evolve(loc_updates, loc_deletes),
+    )
+
+
+def _refresh_location(snap: DirectorySnapshot, session: Session, location_id: int) -> DirectorySnapshot:
+    now = _fetch_locations(session, col(Location.id) == location_id)
+    return replace(snap, locations=snap.locations.evolve({e.id: e for e in now},
+                                                         () if now else [location_id]))
 
 
 # Columns in LineEntry field order: plain rows, no ORM objects (10x faster to load).
@@ -276,6 +480,8 @@ class Directory:
             users = [_user_entry(u) for u in s.exec(select(User))]
             entries = _fetch_lines(s)
             licences = _licence_entries(s)
+            devices = _fetch_devices(s)
+            locations = _fetch_locations(s)
             snap = DirectorySnapshot(
                 version=self._snapshot.version + 1,
                 accounts=FrozenMap((a.id, a) for a in accounts),
@@ -288,6 +494,10 @@ class Directory:
                 by_device=FrozenMap(_group(entries, lambda e: e.device_id)),
                 licences=FrozenMap((lic.id, lic) for lic in licences),
                 by_licence=FrozenMap(_by_licence(entries)),
+                devices=FrozenMap((d.id, d) for d in devices),
+                device_by_mac=FrozenMap((d.mac, d.id) for d in devices if d.mac),
+                locations=FrozenMap((loc.id, loc) for loc in locations),
+                devices_by_location=FrozenMap(_by_location(devices)),
             )
             self._snapshot = snap
             return snap
@@ -306,6 +516,8 @@ class Directory:
                     # One change for a whole bulk import: re-read the account's lines in one query.
                     before = [e for e in snap.lines_by_id.values() if e.account_id == eid]
                     snap = replace_lines(snap, before, _fetch_lines(s, col(Device.account_id) == eid))
+                    known = [d.id for d in snap.devices.values() if d.account_id == eid]
+                    snap = replace_devices(snap, known, _fetch_devices(s, col(Device.account_id) == eid))
             elif entity == "user":
                 user = s.get(User, eid)
                 old_user = snap.users.get(eid)
@@ -324,6 +536,13 @@ class Directory:
             elif entity == "device":
                 snap = replace_lines(snap, snap.by_device.get(eid, ()),
                                      _fetch_lines(s, col(Line.device_id) == eid))
+                snap = replace_devices(snap, [eid], _fetch_devices(s, col(Device.id) == eid))
+            elif entity == "location":
+                snap = _refresh_location(snap, s, eid)
+            elif entity == "outage":
+                outage = s.get(SiteOutage, eid)
+                if outage is not None:
+                    snap = _refresh_location(snap, s, outage.location_id)
             elif entity == "line":
                 old = snap.lines_by_id.get(eid)
                 # A reassigned line changes user (and username): re-read it by id.
@@ -337,9 +556,9 @@ class Directory:
                 snap = replace(snap, licences=snap.licences.evolve(
                     {e.id: e for e in now}, () if now else [eid]))
                 snap = replace_lines(snap, old_lines, new_lines)
-            # "location": civic details are not in the snapshot yet (E911 issue adds them);
-            # a device's location_id changes arrive as device.* events. "room_kit" and
-            # "order" carry nothing the SIP path reads.
+            # A device's location_id changes arrive as device.* events; a location's fields as
+            # location.* (plus device.location_changed per bound device). "room_kit" and "order"
+            # carry nothing the SIP path reads.
             snap = replace(snap, version=snap.version + 1)
             self._snapshot = snap
             return snap

@@ -6,7 +6,7 @@ invalid field, broken rule) and `provisioning.api` decides the status code.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -24,10 +24,13 @@ class Issue:
     message: str
     limit: Any = None
     severity: Literal["error", "warning"] = "error"
+    # More machine-readable keys for the 422 body, e.g. {"element": "HNO", "problem": "required"}
+    # for a civic address element (issue #4).
+    extra: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"field": ".".join(str(p) for p in self.field), "rule": self.rule,
-                "limit": self.limit, "message": self.message}
+                "limit": self.limit, "message": self.message, **(self.extra or {})}
 
 
 class ProvisioningError(Exception):

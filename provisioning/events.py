@@ -25,7 +25,8 @@ from dataclasses import asdict, dataclass
 
 log = logging.getLogger(__name__)
 
-ENTITIES = ("account", "user", "location", "device", "line", "licence", "room_kit", "order")
+ENTITIES = ("account", "user", "location", "device", "line", "licence", "room_kit", "order",
+            "outage")  # outage: R11 simulated site outages (issue #4)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from provisioning.api.routes import (
     catalog,
     cdrs,
     devices,
+    e911,
     health,
     lab,
     licences,
@@ -52,6 +53,7 @@ def create_app(ctx: ProvisioningContext) -> FastAPI:
         v1.include_router(module.router)
     for module in (usage, lab):  # issue #5: usage summary; lab controls of the running gateway
         v1.include_router(module.router)
+    v1.include_router(e911.router)  # issue #4: notices, prompts, outages, emergency records
     v1.include_router(provision.ops_router)
     app.include_router(v1)
     return app

@@ -29,9 +29,12 @@ from provisioning.credentials import (
 )
 from provisioning.errors import Conflict, Findings, Invalid, Issue
 from provisioning.events import Change
-from provisioning.models import Account, Device, Line, Location, User
+from provisioning.models import Account, Device, Line, User
 from provisioning.schemas import DeviceCreate, DeviceUpdate, LineSpec
+from provisioning.services.device_e911 import clear_stale
 from provisioning.services.env import ServiceEnv, get_or_404
+from provisioning.services.locations import location_for_binding
+from provisioning.services.notices import record_activation_notice
 from provisioning.validation import LinePlan, assign_ports, check_device, resolve_profile
 
 R12_MESSAGE = "Device not activated: emergency location required (R12)"
@@ -230,20 +233,27 @@ def update_device(env: ServiceEnv, device_id: int, data: DeviceUpdate) -> Provis
 
 
 def bind_location(env: ServiceEnv, device_id: int, location_id: int) -> Device:
+    """Bind (or re-bind, R13) the device's registered location.
+
+    The location is validated again (a dispatchable location, issue #4), and
+    binding answers a move: the device's `location_stale` flag clears and its
+    open location prompts resolve as `updated`.
+    """
     s = env.session
     device = get_or_404(s, Device, device_id)
-    location = s.get(Location, location_id)
-    if location is None or location.account_id != device.account_id:
-        raise Invalid("location_id", f"location {location_id} not found in account {device.account_id}")
+    transition(device, "bind_location")  # a retired device: 409 before anything else
+    location_for_binding(env, device.account_id, location_id)
     previous_state, previous_location = device.state, device.location_id
     device.state = transition(device, "bind_location")
     device.location_id = location_id
     device.located_at = env.now()
     s.add(device)
+    moved = clear_stale(env, device, resolution="updated", location_id=location_id,
+                        reset_fingerprint=True)
     audit.record(s, at=env.now(), actor=env.actor, action="device.located", entity="device",
                  entity_id=device_id, account_id=device.account_id,
                  detail={"location_id": location_id, "previous_location_id": previous_location,
-                         "from_state": previous_state, "to_state": device.state})
+                         "from_state": previous_state, "to_state": device.state, **moved})
     env.commit(Change("device.located", device_id, device.account_id))
     return device
 
@@ -304,6 +314,8 @@ def _move(env: ServiceEnv, device: Device, action: str, kind: str, *, activated:
     assert device.id is not None
     audit.record(env.session, at=now, actor=env.actor, action=kind, entity="device",
                  entity_id=device.id, account_id=device.account_id, detail=detail)
+    if activated:
+        record_activation_notice(env, device)  # R15: forwarding waits for its acknowledgement
     env.commit(Change(kind, device.id, device.account_id))
     return device
 

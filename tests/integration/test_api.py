@@ -270,17 +270,18 @@ def test_every_change_is_audited_with_secrets_redacted(prov: Api) -> None:
     events = prov.get("/audit", account_id=acc).json()
     assert [e["action"] for e in reversed(events)] == [
         "account.created", "user.created", "location.created", "device.created",
-        "device.located", "device.activated"]
+        "device.located", "device.activated", "e911_notice.sent"]  # R15 notice on activation
     assert all(e["actor"] == "api" for e in events)
     created = next(e for e in events if e["action"] == "device.created")
     assert created["entity_id"] == dev["id"]
     assert created["detail"]["lines"][0]["sip_username"] == dev["lines"][0]["sip_username"]
     with Session(prov.engine) as s:
         stored = s.exec(select(AuditEvent).where(AuditEvent.account_id == acc)).all()
-    assert len(stored) == 6
+    assert len(stored) == 7
     assert dev["lines"][0]["sip_password"] not in json.dumps([e.detail for e in stored])
     only_device = prov.get("/audit", entity="device", entity_id=dev["id"]).json()
-    assert {e["action"] for e in only_device} == {"device.created", "device.located", "device.activated"}
+    assert {e["action"] for e in only_device} == {"device.created", "device.located", "device.activated",
+                                                  "e911_notice.sent"}
 
 
 # --- directory snapshot follows changes without reload ------------------------------------

@@ -95,8 +95,8 @@ def test_lifecycle_actions_and_the_audit_log(prov: Api) -> None:
     assert prov.post(f"/devices/{dev['id']}/resume").status_code == 409
     assert prov.http.patch(f"/api/v1/devices/{dev['id']}", json={"name": "x"}).status_code == 409
     actions = [e["action"] for e in reversed(prov.get("/audit", entity="device", entity_id=dev["id"]).json())]
-    assert actions == ["device.created", "device.located", "device.activated", "device.suspended",
-                       "device.resumed", "device.retired"]
+    assert actions == ["device.created", "device.located", "device.activated", "e911_notice.sent",
+                       "device.suspended", "device.resumed", "device.retired"]
     assert dev["lines"][0]["sip_password"] not in prov.get("/audit", account_id=acc).text
 
 

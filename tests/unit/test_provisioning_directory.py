@@ -88,7 +88,9 @@ def test_incremental_equals_full_reload_through_a_story(engine: Engine) -> None:
         assert [e.display_name for e in snap.extension_lines(acc, "12")] == ["Ann Again"] * 2
         same(snap, Directory(engine).load_all())
 
-        place = services.create_location(env, acc, LocationCreate(country="GB", callback_number="+441234"))
+        place = services.create_location(env, acc, LocationCreate(
+            country="GB", a3="London", rd="Downing Street", hno="10", pc="SW1A 2AA",
+            callback_number="+442079460000"))
         assert place.id is not None and desk.device.id is not None
         services.bind_location(env, desk.device.id, place.id)
         services.activate_device(env, desk.device.id)
@@ -151,12 +153,16 @@ def test_one_change_among_10k_devices_reads_and_copies_only_its_rows(engine: Eng
     finally:
         event.remove(engine, "after_cursor_execute", count)
 
-    assert len(statements) == 1 and "WHERE line.device_id" in statements[0]
+    # one statement for the device's lines, one for its E911 entry (device + fingerprint + notices)
+    assert len(statements) == 2 and "WHERE line.device_id" in statements[0]
+    assert "WHERE device.id" in statements[1]
     assert after.lines["14242-u4242"].device_state == "active"
+    assert after.devices[4242].state == "active" and before.devices[4242].state == "located"
     assert before.lines["14242-u4242"].device_state == "located"  # old snapshot untouched
     assert after.version == before.version + 1
     for name in ("lines", "lines_by_id", "by_extension", "by_user", "by_device"):
         shards = len(getattr(after, name)._shards)
         assert getattr(after, name).shares_shards_with(getattr(before, name)) >= shards - 1, name
-    for name in ("accounts", "users", "user_by_extension"):
+    assert after.devices.shares_shards_with(before.devices) >= len(after.devices._shards) - 1
+    for name in ("accounts", "users", "user_by_extension", "locations", "devices_by_location", "device_by_mac"):
         assert getattr(after, name) is getattr(before, name), name

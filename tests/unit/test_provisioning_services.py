@@ -149,7 +149,8 @@ def test_lifecycle_table_and_r12(world: World) -> None:
         services.activate_device(world.env, dev.id)
     assert err.value.rule_id == "R12"
     assert err.value.message == services.R12_MESSAGE
-    place = services.create_location(world.env, acc, LocationCreate(country="DE", callback_number="+4930123"))
+    place = services.create_location(world.env, acc, LocationCreate(
+        country="DE", a3="Berlin", rd="Unter den Linden", hno="77", pc="10117", callback_number="+493012345678"))
     assert place.id is not None
     assert services.bind_location(world.env, dev.id, place.id).state == "located"
     assert services.activate_device(world.env, dev.id).state == "active"
