@@ -234,8 +234,8 @@ class SipCore:
         req = ctx.request
         method = req.method
         ruri = req.ruri
-        if ruri.scheme not in ("sip", "sips"):
-            self.respond(ctx, 416, "Unsupported URI Scheme")
+        if ruri.scheme not in ("sip", "sips") and not (method == "INVITE" and ruri.scheme == "urn"):
+            self.respond(ctx, 416, "Unsupported URI Scheme")  # urn: is let through for urn:service:sos
             return
         require = req.get("proxy-require") if method != "REGISTER" else req.get("require")
         if require and method not in ("ACK", "CANCEL"):
@@ -248,8 +248,7 @@ class SipCore:
         if req.to_tag is not None:
             self.proxy.in_dialog(ctx, peer)
             return
-        assert isinstance(ruri, SipURI)
-        if method == "OPTIONS" and self.identity.is_me(ruri.host, ruri.port) and (
+        if method == "OPTIONS" and isinstance(ruri, SipURI) and self.identity.is_me(ruri.host, ruri.port) and (
             ruri.user is None or req.max_forwards == 0
         ):
             self.respond(ctx, 200, "OK", headers=[

@@ -13,8 +13,10 @@ provider's rules allow (caps, fair use…) will be asked of the pure policy in
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +25,17 @@ from gateway.calls import Call
 from gateway.clock import TimerHandle
 from gateway.counters import MemoryCounters, account_key, licence_key, line_key, usage_key
 from gateway.dialogs import DialogInfo, Leg, build_bye, is_t38, session_interval
+from gateway.emergency import (
+    EmergencyClass,
+    EmergencyContext,
+    EmergencyRoute,
+    RouteKind,
+    attach_location,
+    classify_call,
+    emergency_decision,
+    pidf_for_call,
+    strip_location,
+)
 from gateway.location import Binding
 from gateway.numbering import CallType, Destination, classify
 from gateway.policy import Admit, Attempt, FloodGuard, Reject, Usage, decide
@@ -67,6 +80,19 @@ class Fork:
     live: int = 0  # client transactions not yet terminated (to break reference cycles when 0)
 
 
+def _emergency_record(req: Request, caller: LineEntry, call: EmergencyClass, decision: EmergencyRoute,
+                      pidf: bytes | None, at: datetime) -> dict[str, Any]:
+    """What the audit keeps of an emergency call attempt (R9-style audit, Kari's Law payload source)."""
+    return {
+        "call_id": req.call_id, "account_id": caller.account_id, "device_id": caller.device_id,
+        "caller": caller.sip_username, "dialled": call.dialled, "service_urn": call.service_urn,
+        "route": decision.kind.value, "code": decision.code, "reason": decision.reason,
+        "rule_id": decision.rule_id, "status": decision.status, "test": call.is_test,
+        "pidf": pidf.decode("utf-8") if pidf is not None else None, "at": at,
+        "notify": decision.notify,
+    }
+
+
 def _response_rank(status: int) -> tuple[int, int]:
     """RFC 3261 §16.7 step 6: 6xx first, then the lowest class; within a class, lowest code."""
     cls = status // 100
@@ -85,6 +111,8 @@ class BuiltinRoutes:
     pstn_peer: Peer | None = None
     conference: Callable[[str], str | None] | None = None
     conference_peer: Peer | None = None
+    psap_peer: Peer | None = None  # the PSAP simulator: emergency calls go here with their service URN
+    national_centre: str | None = None  # its URI for calls that carry no location (R15)
 
 
 class Proxy:
@@ -94,6 +122,11 @@ class Proxy:
         self.core = core
         self.auth = auth
         self.routes = routes or BuiltinRoutes()
+        #: the latest emergency calls as routed (decision, exact PIDF-LO sent), newest last
+        self.emergency_log: deque[dict[str, Any]] = deque(maxlen=1000)
+        #: where each emergency record also goes (the composition root: a writer to the E911 store,
+        #: the Kari's Law notifier); called on the loop, must not block
+        self.on_emergency: Callable[[dict[str, Any]], None] | None = None
         self.plans = plans if plans is not None else load_plans()
         self.counters = counters if counters is not None else MemoryCounters()
         self.guard = guard or FloodGuard()
@@ -146,7 +179,18 @@ class Proxy:
         assert caller is not None
         is_invite = req.method == "INVITE"
         ruri = req.ruri
-        assert isinstance(ruri, SipURI)
+        if is_invite:
+            # emergency calls are classified before anything else may refuse them (R10/R11 only)
+            account = snapshot.accounts.get(caller.account_id)
+            region = account.region if account is not None else "US"
+            key = (ruri.user_unescaped or "") if isinstance(ruri, SipURI) else req.uri
+            emergency = classify_call(key, region)
+            if emergency is not None:
+                self._emergency(ctx, caller, emergency, peer, now)
+                return
+        if not isinstance(ruri, SipURI):
+            core.respond(ctx, 416, "Unsupported URI Scheme")
+            return
         dialled = ruri.user_unescaped or ""
         if not core.identity.is_me(ruri.host, ruri.port):
             self._refuse(ctx, caller, dialled, 404, "Domain Not Served")  # we relay nowhere else (yet)
@@ -215,6 +259,70 @@ class Proxy:
             home = plan.rates.is_domestic(e164, region)  # the plan's rate table says what is home
             dest = Destination(CallType.DOMESTIC if home else CallType.INTERNATIONAL, e164, dest.country_code)
         return dest, [(routes.pstn(e164), routes.pstn_peer)]
+
+    # -- emergency calls (R10–R16) ---------------------------------------------------------------
+    def _emergency(self, ctx: ServerCtx, caller: LineEntry, call: EmergencyClass, peer: Peer, now: float) -> None:
+        """Route an emergency or test call: no cap, fair use or fraud rule applies, only R10/R11."""
+        core, req = self.core, ctx.request
+        snapshot = core.directory.snapshot
+        account = snapshot.accounts.get(caller.account_id)
+        plan = self.plans.get(account.plan) if account is not None else None
+        device = snapshot.devices.get(caller.device_id)
+        location = snapshot.locations.get(device.location_id) if device and device.location_id else None
+        decision = emergency_decision(call, EmergencyContext(
+            account_status=account.status if account is not None else "active",
+            plan_emergency_calling=plan.emergency_calling if plan is not None else False,
+            device_state=caller.device_state,
+            location_known=location is not None and location.valid,
+            location_forwarding=device.location_forwarding if device is not None else False,
+            outage=location.outage if location is not None else None,
+            location_stale=device.location_stale if device is not None else False,
+            stale_policy=account.stale_policy if account is not None else "use_last",
+        ))
+        routes = self.routes
+        if decision.kind is RouteKind.REFUSE or routes.psap_peer is None:
+            status = decision.status or 503
+            reason = decision.reason if decision.kind is RouteKind.REFUSE else "No emergency service configured"
+            core.calls.refused(req.call_id, caller.account_id, caller.sip_username, call.dialled, status, reason,
+                               decision.rule_id, caller.user_id)
+            core.respond(ctx, status, reason, headers=decision.refusal_headers(core.identity.advertise))
+            self._log_emergency(_emergency_record(req, caller, call, decision, None, core.clock.wall()))
+            return
+        to_psap = decision.kind is RouteKind.PSAP
+        uri = decision.service_urn if to_psap else (routes.national_centre or decision.service_urn)
+        fork = Fork(ctx, True, req.call_id, source=peer)
+        ctx.fork = fork
+        core.respond(ctx, 100, "Trying")
+        record = core.calls.start(req.call_id, caller.account_id, caller.sip_username, call.dialled,
+                                  caller.user_id, None, req.from_tag)
+        fork.tracked = record is not None
+        if record is not None:
+            record.call_type = "emergency"
+            record.rule_id = decision.rule_id
+        self._prepare(req, req.max_forwards)
+        target = routes.psap_peer
+        fwd = self._forwarded(req, uri, self._via(target, core.new_branch()), [self._rr(peer)])
+        pidf: bytes | None = None
+        if decision.with_location and location is not None and device is not None:
+            pidf, cid = pidf_for_call(dict(location.civic), device_id=device.id, mac=device.mac,
+                                      callback=location.callback_number, domain=core.identity.domain,
+                                      now=core.clock.wall())
+            attach_location(fwd, pidf=pidf, cid=cid, callback=location.callback_number,
+                            host=core.identity.domain, display=caller.display_name)
+        else:
+            strip_location(fwd)
+        fork.live += 1
+        fork.branches.append(core.start_client(fwd, target, fork=fork))
+        fork.finals.append(None)
+        fork.provisional.append(False)
+        fork.cancel_wanted.append(False)
+        self._restart_timer_c(fork)
+        self._log_emergency(_emergency_record(req, caller, call, decision, pidf, core.clock.wall()))
+
+    def _log_emergency(self, record: dict[str, Any]) -> None:
+        self.emergency_log.append(record)
+        if self.on_emergency is not None:
+            self.on_emergency(record)
 
     # -- call policy ------------------------------------------------------------------------
     def _apply_policy(self, ctx: ServerCtx, caller: LineEntry, dialled: str, dest: Destination, peer: Peer,

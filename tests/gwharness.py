@@ -31,12 +31,14 @@ from provisioning import services
 from provisioning.db import init_db, make_engine
 from provisioning.directory import Directory
 from provisioning.events import ChangeBus
+from provisioning.plans import PlanCatalog
 from provisioning.schemas import AccountCreate, DeviceCreate, LineSpec, LocationCreate, UserCreate
 
 DOMAIN = "lab.test"
 GW = Peer("udp", "127.0.0.1", 5060)
 PSTN = Peer("udp", "127.0.0.1", 5090)  # where the harness pretends the simulated PSTN trunk listens
 CONFERENCE = Peer("udp", "127.0.0.1", 5091)
+PSAP = Peer("udp", "127.0.0.1", 5092)
 
 
 def builtin_routes(rooms: tuple[str, ...] = ("7001",)) -> BuiltinRoutes:
@@ -45,6 +47,7 @@ def builtin_routes(rooms: tuple[str, ...] = ("7001",)) -> BuiltinRoutes:
         pstn=lambda e164: f"sip:{e164}@{PSTN.host}:{PSTN.port}", pstn_peer=PSTN,
         conference=lambda d: f"sip:{d}@{CONFERENCE.host}:{CONFERENCE.port}" if d.split("*")[0] in rooms else None,
         conference_peer=CONFERENCE,
+        psap_peer=PSAP, national_centre=f"sip:ecrc@{PSAP.host}:{PSAP.port}",
     )
 
 
@@ -69,7 +72,7 @@ class Phone:
 class Gateway:
     def __init__(self, tmp: Path, *, algorithms: tuple[Algorithm, ...] = (Algorithm.MD5, Algorithm.SHA256),
                  nonce_lifetime: float = 300.0, plan: str = "connect", guard: FloodGuard | None = None,
-                 routes: BuiltinRoutes | None = None) -> None:
+                 routes: BuiltinRoutes | None = None, plans: PlanCatalog | None = None) -> None:
         self.clock = ManualClock()
         self.engine = make_engine(f"sqlite:///{tmp / 'gw.db'}")
         init_db(self.engine)
@@ -89,7 +92,7 @@ class Gateway:
         self.core = SipCore(identity=ident, clock=self.clock, directory=self.directory,
                             registrar=self.registrar, location=self.location, calls=self.calls,
                             send=lambda data, peer: self.sent.append((data, peer)),
-                            proxy_factory=lambda c: Proxy(c, self.auth, guard=guard, routes=routes))
+                            proxy_factory=lambda c: Proxy(c, self.auth, guard=guard, routes=routes, plans=plans))
         with Session(self.engine) as s:
             env = self._env(s)
             acc = services.create_account(env, AccountCreate(name="Lab", plan=plan, region="US"))
