@@ -44,7 +44,7 @@ from gateway.sip.errors import ParseError
 from gateway.sip.message import Request, Response
 from gateway.sip.uri import SipURI, parse_name_addr
 from gateway.transport import Peer
-from provisioning.directory import DirectorySnapshot, LineEntry
+from provisioning.directory import DirectorySnapshot, LineEntry, LocationEntry
 from provisioning.plans import Plan, PlanCatalog, load_plans
 
 if TYPE_CHECKING:
@@ -81,15 +81,19 @@ class Fork:
 
 
 def _emergency_record(req: Request, caller: LineEntry, call: EmergencyClass, decision: EmergencyRoute,
-                      pidf: bytes | None, at: datetime) -> dict[str, Any]:
-    """What the audit keeps of an emergency call attempt (R9-style audit, Kari's Law payload source)."""
+                      location: LocationEntry | None, pidf: bytes | None, cid: str | None,
+                      at: datetime) -> dict[str, Any]:
+    """An emergency call as decided and sent (``provisioning.e911_schemas.EmergencyCallIn``'s shape):
+    the audit keeps it with the exact PIDF-LO, and Kari's Law notifications are built from it."""
     return {
         "call_id": req.call_id, "account_id": caller.account_id, "device_id": caller.device_id,
-        "caller": caller.sip_username, "dialled": call.dialled, "service_urn": call.service_urn,
-        "route": decision.kind.value, "code": decision.code, "reason": decision.reason,
-        "rule_id": decision.rule_id, "status": decision.status, "test": call.is_test,
-        "pidf": pidf.decode("utf-8") if pidf is not None else None, "at": at,
-        "notify": decision.notify,
+        "location_id": location.id if location is not None else None, "caller": caller.sip_username,
+        "dialled": call.dialled, "service_urn": call.service_urn, "is_test": call.is_test,
+        "route_kind": decision.kind.value, "code": decision.code, "rule_id": decision.rule_id,
+        "reason": decision.reason, "sip_status": decision.status, "with_location": pidf is not None,
+        "callback": location.callback_number if location is not None and pidf is not None else None,
+        "pidf": pidf.decode("utf-8") if pidf is not None else None, "content_id": cid,
+        "warnings": list(decision.warnings), "started_at": at,
     }
 
 
@@ -286,7 +290,8 @@ class Proxy:
             core.calls.refused(req.call_id, caller.account_id, caller.sip_username, call.dialled, status, reason,
                                decision.rule_id, caller.user_id)
             core.respond(ctx, status, reason, headers=decision.refusal_headers(core.identity.advertise))
-            self._log_emergency(_emergency_record(req, caller, call, decision, None, core.clock.wall()))
+            self._log_emergency(_emergency_record(req, caller, call, decision, location, None, None,
+                                                  core.clock.wall()))
             return
         to_psap = decision.kind is RouteKind.PSAP
         uri = decision.service_urn if to_psap else (routes.national_centre or decision.service_urn)
@@ -303,6 +308,7 @@ class Proxy:
         target = routes.psap_peer
         fwd = self._forwarded(req, uri, self._via(target, core.new_branch()), [self._rr(peer)])
         pidf: bytes | None = None
+        cid: str | None = None
         if decision.with_location and location is not None and device is not None:
             pidf, cid = pidf_for_call(dict(location.civic), device_id=device.id, mac=device.mac,
                                       callback=location.callback_number, domain=core.identity.domain,
@@ -317,7 +323,8 @@ class Proxy:
         fork.provisional.append(False)
         fork.cancel_wanted.append(False)
         self._restart_timer_c(fork)
-        self._log_emergency(_emergency_record(req, caller, call, decision, pidf, core.clock.wall()))
+        self._log_emergency(_emergency_record(req, caller, call, decision, location, pidf, cid,
+                                              core.clock.wall()))
 
     def _log_emergency(self, record: dict[str, Any]) -> None:
         self.emergency_log.append(record)

@@ -9,10 +9,13 @@ activated) cannot register at all.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime
+from typing import Any
 
+from e911.moves import NetworkFingerprint, fingerprint
 from gateway.auth import Authenticator, Verdict
 from gateway.location import Binding, LocationService
 from gateway.sip.errors import ParseError
@@ -55,6 +58,10 @@ class Registrar:
         self.config = config
         self.location = location
         self.auth = auth
+        #: R13: called with {device_id, fingerprint, at} when a device registers from another network
+        #: than the snapshot remembers (the composition root queues it for the E911 store)
+        self.on_fingerprint: Callable[[dict[str, Any]], None] | None = None
+        self._fingerprints: dict[tuple[str, str], NetworkFingerprint] = {}  # parsing addresses costs
 
     def handle(
         self, req: Request, peer: Peer, snapshot: DirectorySnapshot, now: float, wall: datetime
@@ -86,7 +93,27 @@ class Registrar:
             return build_response(req, 400, exc.reason, to_tag=_tag(req))
         if response is not None:
             return response
+        if self.on_fingerprint is not None:
+            self._note_network(req, line, peer, snapshot, wall)
         return self._ok(req, aor, now, wall)
+
+    def _note_network(self, req: Request, line: LineEntry, peer: Peer, snapshot: DirectorySnapshot,
+                      wall: datetime) -> None:
+        """R13: a device registering from a different network than last time may have moved."""
+        contacts = req.contacts
+        if contacts == "*" or not contacts or not isinstance(contacts[0].uri, SipURI):
+            return
+        key = (peer.host, contacts[0].uri.host)
+        current = self._fingerprints.get(key)
+        if current is None:
+            if len(self._fingerprints) > 65536:
+                self._fingerprints.clear()
+            current = self._fingerprints[key] = fingerprint(*key)
+        device = snapshot.devices.get(line.device_id)
+        if device is not None and device.last_fingerprint == current:
+            return  # the common case: same network, nothing to write
+        assert self.on_fingerprint is not None
+        self.on_fingerprint({"device_id": line.device_id, "fingerprint": current.as_dict(), "at": wall})
 
     def on_change(self, change: Change, snapshot: DirectorySnapshot, now: float) -> int:
         """After a provisioning change (on the loop): bindings that may no longer stand end at once.

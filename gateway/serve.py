@@ -28,12 +28,14 @@ from gateway.builtin import BuiltinPeers
 from gateway.calls import CallTracker
 from gateway.clock import LoopClock
 from gateway.core import Identity, Limits, SipCore
+from gateway.e911_outbox import EmergencyOutbox
 from gateway.lab import GatewayLab
 from gateway.live import GatewayLiveView
 from gateway.location import LocationService
 from gateway.outbox import BatchWriter
 from gateway.policy import FloodGuard
 from gateway.proxy import Proxy
+from gateway.psap.log import PsapLog
 from gateway.registrar import Registrar, RegistrarConfig
 from gateway.settings import Settings
 from gateway.sip.digest import Algorithm, NonceManager
@@ -44,7 +46,9 @@ from provisioning.cdrs import CdrStore
 from provisioning.db import init_db, make_engine
 from provisioning.demo import DemoCredential, seed_demo
 from provisioning.directory import Directory
+from provisioning.e911_store import E911Store
 from provisioning.events import ChangeBus
+from provisioning.notifier import Notifier
 from provisioning.plans import load_plans
 from provisioning.secrets import SecretBox
 
@@ -67,10 +71,11 @@ class Running:
     api_port: int
     sip_ports: dict[str, int]
     token: str
-    cdr_writer: BatchWriter
+    writers: dict[str, BatchWriter]  # call records, emergency records, PSAP verdicts, fingerprints
     http: uvicorn.Server
     http_task: asyncio.Task[None]
     peers: BuiltinPeers
+    notifier: Notifier
 
 
 def _algorithms(names: list[str]) -> tuple[Algorithm, ...]:
@@ -141,7 +146,17 @@ async def start(settings: Settings, *, announce: Callable[[str], None] = print) 
     calls = CallTracker(clock.now, wall, cdr_writer.submit, node=settings.node)
 
     peers_host = sip_addrs[0][0] if sip_addrs[0][0] not in WILDCARDS else advertise.strip("[]")
-    peers = await BuiltinPeers.start(peers_host, clock)
+    e911_store = E911Store(engine, bus=bus)
+    writers = {
+        "cdr": cdr_writer,
+        "emergency": BatchWriter(e911_store.record_emergency_calls, name="e911-calls"),
+        "psap": BatchWriter(e911_store.record_psap_calls, name="psap-calls"),
+        "fingerprints": BatchWriter(e911_store.record_registrations, name="fingerprints"),
+    }
+    notifier = Notifier(engine, now=wall)
+    psap_log = PsapLog(on_change=lambda call: writers["psap"].submit(call.to_dict()))
+    peers = await BuiltinPeers.start(peers_host, clock, psap_log=psap_log,
+                                     psap_lookup=lambda uri: directory.snapshot.registered_location(uri))
     routes = peers.routes()
 
     core_ref: list[SipCore] = []
@@ -151,6 +166,8 @@ async def start(settings: Settings, *, announce: Callable[[str], None] = print) 
                    proxy_factory=lambda c: Proxy(c, auth, plans=plans, guard=guard, routes=routes),
                    limits=Limits(max_call=settings.dialog_timeout))
     core_ref.append(core)
+    core.proxy.on_emergency = EmergencyOutbox(directory, writers["emergency"], notifier).on_emergency
+    registrar.on_fingerprint = writers["fingerprints"].submit
     transports.on_stream_error = core.answer_parse_error
 
     for host, port in sip_addrs:
@@ -177,7 +194,7 @@ async def start(settings: Settings, *, announce: Callable[[str], None] = print) 
     token = settings.api_token or secrets.token_urlsafe(24)
     live = GatewayLiveView(core)
     ctx = ProvisioningContext(engine=engine, api_token=token, sip_domain=settings.domain, now=wall, bus=bus,
-                              live=live, plans=plans, lab=GatewayLab(peers, core.proxy.counters, clock),
+                              live=live, plans=plans, lab=GatewayLab(peers, core.proxy.counters, clock, peers.psap),
                               secrets=SecretBox.from_file(settings.data_dir / "secret.key"),
                               sip_server=advertise, sip_ports=dict(identity.ports))
     app = create_app(ctx)
@@ -194,8 +211,8 @@ async def start(settings: Settings, *, announce: Callable[[str], None] = print) 
     bound_api = http.servers[0].sockets[0].getsockname()[1] if http.servers else api_port
 
     tune_gc()
-    running = Running(core, transports, bound_api, dict(identity.ports), token, cdr_writer, http, http_task,
-                      peers)
+    running = Running(core, transports, bound_api, dict(identity.ports), token, writers, http, http_task,
+                      peers, notifier)
     listening = ", ".join(f"{p}:{h}:{port}" for p, h, port in transports.listening)
     announce(f"voiplab ready: SIP {listening} | API http://{api_host}:{bound_api} | domain {settings.domain}"
              f" | time-scale {settings.time_scale}")
@@ -251,7 +268,9 @@ async def stop(running: Running) -> None:
     await running.peers.close()
     running.core.close()
     running.core.calls.shutdown()
-    await asyncio.to_thread(running.cdr_writer.close)
+    for writer in running.writers.values():
+        await asyncio.to_thread(writer.close)
+    await asyncio.to_thread(running.notifier.close)
 
 
 async def serve_forever(settings: Settings) -> None:

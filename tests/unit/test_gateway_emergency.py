@@ -66,7 +66,11 @@ def test_911_from_a_notified_device_reaches_the_psap_with_pidf_lo_and_callback(t
     assert pidf.civic.country == "US" and pidf.civic.a3 == "San Jose"
     assert "+14085550100" in (invite.get("p-asserted-identity") or "")
     [record] = list(gw.core.proxy.emergency_log)
-    assert record["route"] == "psap" and record["pidf"] and record["rule_id"] == "R15"
+    assert record["route_kind"] == "psap" and record["rule_id"] == "R15"
+    assert record["pidf"] and record["pidf"].encode() in invite.body  # the exact PIDF-LO sent is kept
+    from provisioning.e911_schemas import EmergencyCallIn
+
+    EmergencyCallIn.model_validate(record)  # what the E911 store writes
 
 
 def test_before_the_notice_is_acknowledged_the_call_goes_to_the_national_centre_without_location(
