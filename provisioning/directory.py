@@ -10,6 +10,13 @@ in immutable maps; provisioning changes reach it through `Change` events.
   `FrozenMap.evolve`, which copies only the touched shards: O(affected), not
   O(N), so 10k devices cost the same per change as 10.
 
+E911 (issue #4): `devices` and `locations` give the emergency router what
+`gateway.emergency.EmergencyContext` needs (device state, R15 forwarding,
+R13 stale flag and last fingerprint, the dispatchable location with its
+callback and any R11 outage); `registered_location(device_uri)` is the PSAP
+simulator's lookup. They follow `device.*`, `location.*`, `outage.*` and
+`account.*` changes like everything else.
+
 Threading: `apply` does database I/O, so call it from a worker thread (the
 `ChangeBus` already calls subscribers on the publishing API thread), never on
 the event loop. Writers are serialised by a lock, and each apply re-reads the

@@ -7,7 +7,7 @@ a plan with emergency calling (`record_activation_notice`, called inside the
 activation's transaction) and counts it as *given* once the customer
 acknowledges it (`acknowledge_notice`).
 
-Choice (documented in docs/rules.md R15): forwarding is on only after the
+Choice: forwarding is on only after the
 acknowledgement, not when the notice is merely sent. 47 CFR 9.11 asks the
 provider to obtain an affirmative acknowledgement of the 911 limitations
 (notes §0, R11 row), and a sent-but-unread notice proves nothing to a

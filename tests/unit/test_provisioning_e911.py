@@ -19,6 +19,7 @@ from e911.moves import NetworkFingerprint, fingerprint
 from e911.pidf import device_uri
 from hardware_profiles.catalog import load_catalog
 from provisioning import services
+from provisioning.bulk import import_devices
 from provisioning.db import init_db, make_engine
 from provisioning.directory import Directory, DirectorySnapshot
 from provisioning.e911_store import E911Store, list_emergency_calls, list_psap_calls
@@ -463,3 +464,19 @@ def test_prompt_rows_and_state_are_per_device(w: World) -> None:
     assert len(w.s.exec(select(LocationPrompt).where(LocationPrompt.device_id == b)).all()) == 0
     status = device_e911.device_status(w.s, a)
     assert status["location_stale"] and status["open_prompts"] == 1 and status["nomadic"] is True
+
+
+def test_a_bulk_import_reaches_the_device_map_in_one_change(w: World) -> None:
+    acc = w.account()
+    users = [services.create_user(w.env, acc, UserCreate(named_user_id=f"kim.lee.{i}@acme.example",
+                                                         display_name=f"Kim {i}", extension=str(500 + i)))
+             for i in range(3)]
+    rows = [DeviceCreate(hardware_profile="yealink-t54w", name=f"desk {i}", mac=f"0015650012{i:02d}",
+                         lines=[LineSpec(user_id=u.id or 0)]) for i, u in enumerate(users)]
+    result = import_devices(w.env, acc, rows, all_or_nothing=True)
+    ids = [c.device_id for c in result.created]
+    snap = w.directory.snapshot
+    assert [snap.devices[i].mac for i in ids] == ["001565001200", "001565001201", "001565001202"]
+    assert all(snap.devices[i].state == "new" and not snap.devices[i].location_forwarding for i in ids)
+    assert [c.kind for c in w.published if c.account_id == acc][-1] == "account.devices_imported"
+    same_as_reload(w)
