@@ -31,8 +31,8 @@ Reads for the API (`list_emergency_calls`, `list_psap_calls`) take a Session.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -74,6 +74,41 @@ class MoveOutcome:
         return asdict(self)
 
 
+@dataclass(slots=True)
+class _Draft:
+    """A MoveOutcome before the flush that gives new prompts their ids."""
+
+    device_id: int
+    status: str
+    stale: bool = False
+    reason: str = ""
+    prompt: LocationPrompt | None = None
+
+
+@dataclass
+class _RegistrationRun:
+    """What one registration batch has loaded and what it will write."""
+
+    devices: dict[int, Device]
+    states: dict[int, DeviceE911]
+    changes: list[Change]
+    open_prompts: dict[int, list[LocationPrompt]] = field(default_factory=dict)
+    audit: list[Callable[[], object]] = field(default_factory=list)
+
+    def later(self, s: Session, at: datetime, actor: str, action: str, device: Device,
+              detail: dict[str, Any] | Callable[[], dict[str, Any]]) -> None:
+        """Queue an audit event (after the flush: details may name ids assigned by it)."""
+        def write() -> object:
+            return audit.record(s, at=at, actor=actor, action=action, entity="device", entity_id=device.id,
+                                account_id=device.account_id, detail=detail() if callable(detail) else detail)
+        self.audit.append(write)
+
+
+def _prompt_detail(prompt: LocationPrompt) -> Callable[[], dict[str, Any]]:
+    """The detail of a prompt superseded in the batch that created it (its id comes with the flush)."""
+    return lambda: {"prompt_id": prompt.id, "rule_id": "R13"}
+
+
 class E911Store:
     """Batch writes for the gateway's writer thread; `bus` gets the resulting changes."""
 
@@ -106,7 +141,12 @@ class E911Store:
     # --- R13 -------------------------------------------------------------------------------------
 
     def record_registrations(self, events: Sequence[RegistrationEvent | Mapping[str, Any]]) -> list[MoveOutcome]:
-        """Fold REGISTER fingerprints in (see the module docstring); one outcome per event."""
+        """Fold REGISTER fingerprints in (see the module docstring); one outcome per event.
+
+        A batch costs a fixed number of queries (devices, their E911 rows, their open prompts)
+        and one flush, however many devices moved: a whole site's NAT changing at once must
+        not hold the writer thread for long.
+        """
         batch = _validated(RegistrationEvent, events)
         if not batch:
             return []
@@ -115,74 +155,82 @@ class E911Store:
         def work(s: Session) -> list[MoveOutcome]:
             changes.clear()
             ids = sorted({e.device_id for e in batch})
-            devices = {d.id: d for d in s.exec(select(Device).where(col(Device.id).in_(ids)))}
-            states = {r.device_id: r for r in s.exec(select(DeviceE911).where(col(DeviceE911.device_id).in_(ids))
-                                                     .with_for_update())}
-            return [self._one_registration(s, e, devices.get(e.device_id), states, changes) for e in batch]
+            run = _RegistrationRun(
+                devices={d.id: d for d in s.exec(select(Device).where(col(Device.id).in_(ids))) if d.id is not None},
+                states={r.device_id: r for r in s.exec(select(DeviceE911).where(col(DeviceE911.device_id).in_(ids))
+                                                       .with_for_update())},
+                changes=changes)
+            for prompt in s.exec(select(LocationPrompt).where(col(LocationPrompt.device_id).in_(ids),
+                                                              LocationPrompt.status == "open")
+                                 .order_by(col(LocationPrompt.id))):
+                run.open_prompts.setdefault(prompt.device_id, []).append(prompt)
+            with s.no_autoflush:
+                drafts = [self._one_registration(s, e, run) for e in batch]
+            s.flush()  # prompts get their ids; the audit follows in event order
+            for write in run.audit:
+                write()
+            return [MoveOutcome(d.device_id, d.status, d.stale, d.prompt.id if d.prompt else None, d.reason)
+                    for d in drafts]
 
         outcomes: list[MoveOutcome] = self._retrying(work)
         self._publish(changes)
         return outcomes
 
-    def _one_registration(self, s: Session, event: RegistrationEvent, device: Device | None,
-                          states: dict[int, DeviceE911], changes: list[Change]) -> MoveOutcome:
+    def _one_registration(self, s: Session, event: RegistrationEvent, run: _RegistrationRun) -> _Draft:
+        device = run.devices.get(event.device_id)
         if device is None or device.state == "retired":
-            return MoveOutcome(event.device_id, "unknown_device")
+            return _Draft(event.device_id, "unknown_device")
         current = NetworkFingerprint(event.fingerprint.subnet, event.fingerprint.contact_host.lower())
-        state = states.get(event.device_id)
+        state = run.states.get(event.device_id)
         if state is None:
-            state = DeviceE911(device_id=event.device_id, account_id=device.account_id)
-            states[event.device_id] = state
+            state = run.states[event.device_id] = DeviceE911(device_id=event.device_id,
+                                                             account_id=device.account_id)
         if state.fingerprint_at is not None and event.at < state.fingerprint_at:
-            return MoveOutcome(event.device_id, "ignored", state.location_stale)
+            return _Draft(event.device_id, "ignored", state.location_stale)
         raw = state.last_fingerprint
         last = NetworkFingerprint(raw["subnet"], raw["contact_host"]) if raw else None
         if last == current:
-            return MoveOutcome(event.device_id, "same", state.location_stale)
+            return _Draft(event.device_id, "same", state.location_stale)
         move = check_move(last, current, device.kind)
         state.last_fingerprint = current.as_dict()
         state.fingerprint_at = event.at
+        s.add(state)
         if not move.moved:
-            s.add(state)
-            changes.append(Change("device.fingerprint_recorded", event.device_id, device.account_id))
-            return MoveOutcome(event.device_id, "first", state.location_stale)
+            run.changes.append(Change("device.fingerprint_recorded", event.device_id, device.account_id))
+            return _Draft(event.device_id, "first", state.location_stale)
         if not state.location_stale:
             state.stale_since = event.at
         state.location_stale = True
         state.stale_reason = move.reason[:500]
-        s.add(state)
-        audit.record(s, at=event.at, actor=self.actor, action="device.location_stale", entity="device",
-                     entity_id=event.device_id, account_id=device.account_id,
-                     detail={"reason": move.reason, "from": last.as_dict() if last else None,
-                             "to": current.as_dict(), "kind": device.kind, "location_id": device.location_id,
-                             "rule_id": "R13"})
-        prompt_id = self._prompt(s, event, device, last, current, move.reason) if move.prompt else None
-        changes.append(Change("device.location_prompted" if move.prompt else "device.location_stale",
-                              event.device_id, device.account_id))
-        return MoveOutcome(event.device_id, "moved", True, prompt_id, move.reason)
+        run.later(s, event.at, self.actor, "device.location_stale", device,
+                  {"reason": move.reason, "from": last.as_dict() if last else None, "to": current.as_dict(),
+                   "kind": device.kind, "location_id": device.location_id, "rule_id": "R13"})
+        prompt = self._prompt(s, event, device, last, current, move.reason, run) if move.prompt else None
+        run.changes.append(Change("device.location_prompted" if move.prompt else "device.location_stale",
+                                  event.device_id, device.account_id))
+        return _Draft(event.device_id, "moved", True, move.reason, prompt)
 
     def _prompt(self, s: Session, event: RegistrationEvent, device: Device, last: NetworkFingerprint | None,
-                current: NetworkFingerprint, reason: str) -> int:
-        for older in s.exec(select(LocationPrompt).where(LocationPrompt.device_id == event.device_id,
-                                                         LocationPrompt.status == "open")):
+                current: NetworkFingerprint, reason: str, run: _RegistrationRun) -> LocationPrompt:
+        """Open a prompt for the user; an older open one of the device is superseded."""
+        waiting = run.open_prompts.setdefault(event.device_id, [])
+        for older in waiting:
             older.status = "superseded"
             older.resolved_at = event.at
             older.resolved_by = self.actor
             s.add(older)
-            audit.record(s, at=event.at, actor=self.actor, action="location_prompt.superseded", entity="device",
-                         entity_id=event.device_id, account_id=device.account_id,
-                         detail={"prompt_id": older.id, "rule_id": "R13"})
+            run.later(s, event.at, self.actor, "location_prompt.superseded", device,
+                      {"prompt_id": older.id, "rule_id": "R13"} if older.id is not None
+                      else _prompt_detail(older))
         prompt = LocationPrompt(account_id=device.account_id, device_id=event.device_id, created_at=event.at,
                                 reason=reason[:500], location_id=device.location_id,
                                 fingerprint=current.as_dict(), previous_fingerprint=last.as_dict() if last else None)
         s.add(prompt)
-        s.flush()
-        assert prompt.id is not None
-        audit.record(s, at=event.at, actor=self.actor, action="location_prompt.created", entity="device",
-                     entity_id=event.device_id, account_id=device.account_id,
-                     detail={"prompt_id": prompt.id, "reason": reason, "location_id": device.location_id,
-                             "rule_id": "R13"})
-        return prompt.id
+        waiting[:] = [prompt]
+        run.later(s, event.at, self.actor, "location_prompt.created", device,
+                  lambda: {"prompt_id": prompt.id, "reason": reason, "location_id": device.location_id,
+                           "rule_id": "R13"})
+        return prompt
 
     # --- emergency calls -------------------------------------------------------------------------
 

@@ -480,3 +480,23 @@ def test_a_bulk_import_reaches_the_device_map_in_one_change(w: World) -> None:
     assert all(snap.devices[i].state == "new" and not snap.devices[i].location_forwarding for i in ids)
     assert [c.kind for c in w.published if c.account_id == acc][-1] == "account.devices_imported"
     same_as_reload(w)
+
+
+def test_two_moves_in_one_batch_supersede_within_the_batch(w: World) -> None:
+    acc = w.account()
+    place = w.location(acc)
+    assert place.id is not None
+    soft = w.active(acc, "10", place.id)
+    w.register(soft, "10.0.0.1", "10.0.0.1")
+    t = w.clock.advance(5)
+    one, two = w.store.record_registrations([
+        {"device_id": soft, "fingerprint": fingerprint("10.1.0.1", "10.1.0.1").as_dict(), "at": t},
+        {"device_id": soft, "fingerprint": fingerprint("10.2.0.1", "10.2.0.1").as_dict(), "at": t + timedelta(1)}])
+    assert one.prompt_id is not None and two.prompt_id is not None and one.prompt_id != two.prompt_id
+    prompts = {p.id: p.status for p in device_e911.list_prompts(w.s, soft)}
+    assert prompts == {one.prompt_id: "superseded", two.prompt_id: "open"}
+    trail = [(e.action, e.detail.get("prompt_id")) for e in w.s.exec(
+        select(AuditEvent).where(AuditEvent.entity_id == soft, col(AuditEvent.action).startswith("location_prompt"))
+        .order_by(col(AuditEvent.id)))]
+    assert trail == [("location_prompt.created", one.prompt_id), ("location_prompt.superseded", one.prompt_id),
+                     ("location_prompt.created", two.prompt_id)]
