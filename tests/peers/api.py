@@ -231,3 +231,228 @@ def cdr_summary(cdr: dict[str, Any]) -> dict[str, Any]:
         "answered": cdr.get("answer") is not None,
         "ended": cdr.get("end") is not None,
     }
+
+
+# ================================================================================================
+# E911 (#4): helpers for tests/integration/test_e911_*.py — locations per country, R15 notices,
+# R11 outages and suspension, R13 fingerprints and prompts, PSAP verdicts, Kari's Law records.
+# Kept in this one section (the contract lists are merged into the ones above at import time, so
+# tests/integration/test_peers_api_contract.py checks these names against /openapi.json too).
+# ================================================================================================
+import time  # noqa: E402  (imports of this section stay in it: another section is edited in parallel)
+from collections.abc import Callable  # noqa: E402
+from typing import TypeVar  # noqa: E402
+
+T = TypeVar("T")
+
+E911_API_CONTRACT: list[tuple[str, str, tuple[str, ...]]] = [
+    ("post", f"{API}/accounts/{{account_id}}/locations", ("country", "callback_number", "a1", "a3", "rd",
+                                                          "sts", "hno", "pc", "flr", "room", "name")),
+    ("get", f"{API}/locations/{{location_id}}", ()),
+    ("patch", f"{API}/accounts/{{account_id}}", ("stale_policy", "notification_url")),
+    ("post", f"{API}/accounts/{{account_id}}/devices", ("hardware_profile", "name", "mac", "lines")),
+    # body {"acknowledged_by"} is optional (anyOf NoticeAck | null): checked on NoticeOut below
+    ("post", f"{API}/devices/{{device_id}}/e911-notice:acknowledge", ()),
+    ("get", f"{API}/devices/{{device_id}}/e911", ()),
+    ("get", f"{API}/devices/{{device_id}}/location-prompts", ()),
+    ("post", f"{API}/accounts/{{account_id}}/suspend", ()),
+    ("post", f"{API}/accounts/{{account_id}}/resume", ()),
+    ("post", f"{API}/locations/{{location_id}}/outages", ("kind", "note")),
+    ("post", f"{API}/outages/{{outage_id}}:end", ()),
+    ("get", f"{API}/psap/calls", ()),
+    ("get", f"{API}/emergency/calls", ()),
+    ("get", f"{API}/emergency/psap-calls", ()),
+    ("get", f"{API}/emergency/notifications", ()),
+]
+E911_RESPONSE_CONTRACT: dict[str, tuple[str, ...]] = {
+    "AccountOut": ("status", "stale_policy", "notification_url"),
+    "LocationOut": ("id", "country", "callback_number", "validation_status"),
+    "NoticeOut": ("acknowledged_at", "acknowledged_by"),
+    "DeviceE911Out": ("location_forwarding", "location_stale", "stale_reason", "last_fingerprint",
+                      "open_prompts", "nomadic", "kind"),
+    "PromptOut": ("status", "reason", "fingerprint", "previous_fingerprint"),
+    "OutageOut": ("id", "kind", "active"),
+    "EmergencyCallOut": ("call_id", "route_kind", "code", "rule_id", "reason", "sip_status", "with_location",
+                         "callback", "pidf", "dialled", "service_urn", "psap"),
+    "NotificationOut": ("call_id", "url", "status", "payload"),
+}
+# GET /psap/calls rows are free-form dicts; the keys read from them:
+PSAP_CALL_KEYS = ("call_id", "role", "verdict", "failed_checks", "callback", "pidf", "conveyed",
+                  "differences", "readback", "request_uri", "service_urn", "status", "state")
+API_CONTRACT.extend(E911_API_CONTRACT)
+for _schema, _fields in E911_RESPONSE_CONTRACT.items():
+    RESPONSE_CONTRACT[_schema] = tuple(dict.fromkeys(RESPONSE_CONTRACT.get(_schema, ()) + _fields))
+del _schema, _fields
+
+#: dispatchable addresses the country profiles in e911/data/countries.toml accept, one per account
+#: region the emergency dial plans know, with an E.164 callback in that country
+E911_SITES: dict[str, dict[str, str]] = {
+    "US": {"name": "Austin office, 7th floor", "country": "US", "a1": "TX", "a3": "Austin", "rd": "Congress",
+           "sts": "Ave", "hno": "100", "pc": "78701", "flr": "7", "room": "702",
+           "callback_number": "+15125550100"},
+    "EU": {"name": "Berlin office", "country": "DE", "a1": "Berlin", "a3": "Berlin", "rd": "Unter den Linden",
+           "hno": "77", "pc": "10117", "callback_number": "+49301234567"},
+    "UK": {"name": "London office", "country": "GB", "a3": "London", "rd": "Downing Street", "hno": "10",
+           "pc": "SW1A 2AA", "callback_number": "+442079460000"},
+}
+#: RFC 5139 civic elements as the API names them (lower case) — what a PIDF-LO may carry
+CIVIC_ELEMENTS = ("country", "a1", "a2", "a3", "a4", "a5", "a6", "prm", "prd", "rd", "sts", "pod", "pom",
+                  "rdsec", "rdbr", "rdsubbr", "hno", "hns", "lmk", "loc", "flr", "nam", "pc", "bld", "unit",
+                  "room", "seat", "plc", "pcn", "pobox", "addcode")
+
+
+def random_mac() -> str:
+    """A MAC in a vendor block the hardware profiles accept, random enough for one test run."""
+    return "00:15:65:" + ":".join(f"{b:02X}" for b in secrets.token_bytes(3))
+
+
+class E911Api(VoiplabApi):
+    """VoiplabApi plus the E911 routes (#4); same client, same error handling."""
+
+    # --- locations, devices, R15 ----------------------------------------------------------------
+    def create_site(self, account_id: int, region: str = "US", **overrides: str) -> dict[str, Any]:
+        """A validated location from `E911_SITES[region]` (fields overridable); the stored row."""
+        body = {**E911_SITES[region], **overrides}
+        result: dict[str, Any] = self.request("post", f"{API}/accounts/{account_id}/locations", body)
+        return result
+
+    def location(self, location_id: int) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("get", f"{API}/locations/{location_id}")
+        return result
+
+    def create_device_with(self, account_id: int, user_ids: list[int], hardware_profile: str,
+                           mac: str | None = None) -> dict[str, Any]:
+        """A device of any profile; fixed devices (desk phones, ATAs …) get a MAC."""
+        body: dict[str, Any] = {
+            "hardware_profile": hardware_profile,
+            "name": f"e911-{hardware_profile}-{next(_serial)}",
+            "lines": [{"user_id": uid} for uid in user_ids],
+        }
+        if mac is not None:
+            body["mac"] = mac
+        result: dict[str, Any] = self.request("post", f"{API}/accounts/{account_id}/devices", body)
+        return result
+
+    def acknowledge_notice(self, device_id: int, by: str = "peers test") -> dict[str, Any]:
+        """R15: the customer acknowledged the 'device is active' notice; forwarding turns on."""
+        result: dict[str, Any] = self.request(
+            "post", f"{API}/devices/{device_id}/e911-notice:acknowledge", {"acknowledged_by": by})
+        return result
+
+    def provision_e911_line(self, account_id: int, extension: str, location_id: int | None, *,
+                            hardware_profile: str = "softphone-desktop", activate: bool = True,
+                            acknowledge: bool = True) -> ProvisionedLine:
+        """User + device (a MAC unless a softphone) + location; activated and its notice
+        acknowledged unless told otherwise."""
+        user_id = self.create_user(account_id, extension)
+        mac = None if hardware_profile.startswith("softphone") else random_mac()
+        device = self.create_device_with(account_id, [user_id], hardware_profile, mac)
+        device_id = int(device["id"])
+        if location_id is not None:
+            self.set_location(device_id, location_id)
+        if activate:
+            self.activate(device_id)
+            if acknowledge:
+                self.acknowledge_notice(device_id)
+        line = device["lines"][0]
+        return ProvisionedLine(
+            account_id=account_id, user_id=user_id, device_id=device_id, extension=extension,
+            sip_username=str(line["sip_username"]), sip_password=str(line["sip_password"]),
+            sip_domain=str(line["sip_domain"]),
+        )
+
+    def device_e911(self, device_id: int) -> dict[str, Any]:
+        """Forwarding (R15), stale flag and fingerprint (R13), open prompts, outages (R11)."""
+        result: dict[str, Any] = self.request("get", f"{API}/devices/{device_id}/e911")
+        return result
+
+    def location_prompts(self, device_id: int, status: str | None = None) -> list[dict[str, Any]]:
+        params = {"status": status} if status is not None else None
+        result: list[dict[str, Any]] = self.request(
+            "get", f"{API}/devices/{device_id}/location-prompts", params=params)
+        return result
+
+    # --- account E911 settings, R11 -------------------------------------------------------------
+    def set_account_e911(self, account_id: int, **settings: Any) -> dict[str, Any]:
+        """PATCH stale_policy / notification_url."""
+        result: dict[str, Any] = self.request("patch", f"{API}/accounts/{account_id}", settings)
+        return result
+
+    def suspend_account(self, account_id: int) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("post", f"{API}/accounts/{account_id}/suspend")
+        return result
+
+    def resume_account(self, account_id: int) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("post", f"{API}/accounts/{account_id}/resume")
+        return result
+
+    def start_outage(self, location_id: int, kind: str, note: str = "peers test") -> dict[str, Any]:
+        """A simulated "power" / "internet" outage at the site (R11)."""
+        result: dict[str, Any] = self.request(
+            "post", f"{API}/locations/{location_id}/outages", {"kind": kind, "note": note})
+        return result
+
+    def end_outage(self, outage_id: int) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("post", f"{API}/outages/{outage_id}:end")
+        return result
+
+    # --- what the PSAP simulator and the gateway recorded -----------------------------------------
+    def psap_calls(self, **filters: Any) -> list[dict[str, Any]]:
+        """The PSAP simulator's in-memory verdicts (role, verdict, device_id filters)."""
+        result: list[dict[str, Any]] = self.request("get", f"{API}/psap/calls", params=filters or None)
+        return result
+
+    def psap_call(self, call_id: str) -> dict[str, Any] | None:
+        return next((c for c in self.psap_calls() if c.get("call_id") == call_id), None)
+
+    def emergency_calls(self, **filters: Any) -> list[dict[str, Any]]:
+        """Persisted emergency call records (account_id, device_id, route, call_id filters)."""
+        result: list[dict[str, Any]] = self.request("get", f"{API}/emergency/calls", params=filters or None)
+        return result
+
+    def stored_psap_calls(self, **filters: Any) -> list[dict[str, Any]]:
+        """Persisted PSAP verdicts (role, verdict, device_id filters)."""
+        result: list[dict[str, Any]] = self.request(
+            "get", f"{API}/emergency/psap-calls", params=filters or None)
+        return result
+
+    def emergency_notifications(self, **filters: Any) -> list[dict[str, Any]]:
+        """Kari's Law notifications as stored (account_id, call_id, status filters)."""
+        result: list[dict[str, Any]] = self.request(
+            "get", f"{API}/emergency/notifications", params=filters or None)
+        return result
+
+
+def location_civic(location: dict[str, Any]) -> dict[str, str]:
+    """The civic elements of a LocationOut row that are set (the ones a PIDF-LO must carry)."""
+    return {k: str(location[k]) for k in CIVIC_ELEMENTS if location.get(k) not in (None, "")}
+
+
+_CIVIC_NS = "urn:ietf:params:xml:ns:pidf:geopriv10:civicAddr"
+
+
+def pidf_civic(pidf: str) -> dict[str, str]:
+    """The civic elements of a PIDF-LO, read with lxml here (not with the gateway's own parser),
+    keyed as the API names them (RFC 5139 element names in lower case)."""
+    from lxml import etree  # only the E911 tests need it
+
+    root = etree.fromstring(pidf.encode("utf-8"))
+    addresses = root.findall(f".//{{{_CIVIC_NS}}}civicAddress")
+    if len(addresses) != 1:
+        raise AssertionError(f"expected one ca:civicAddress in the PIDF-LO, found {len(addresses)}")
+    return {etree.QName(el).localname.lower(): (el.text or "") for el in addresses[0]
+            if isinstance(el.tag, str)}
+
+
+def wait_for(fetch: Callable[[], T], ready: Callable[[T], bool], timeout: float, what: str,
+             interval: float = 0.1) -> T:
+    """Poll `fetch()` until `ready(value)` (records are written off the SIP path); AssertionError
+    naming `what` and the last value after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    value = fetch()
+    while not ready(value):
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what}: not seen within {timeout}s; last: {value!r}"[:4000])
+        time.sleep(interval)
+        value = fetch()
+    return value
