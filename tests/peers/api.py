@@ -29,19 +29,41 @@ API_CONTRACT: list[tuple[str, str, tuple[str, ...]]] = [
     ("get", f"{API}/calls", ()),
     ("get", f"{API}/cdrs", ()),
     ("get", "/healthz", ()),
+    # call policy (#5): the lab controls and the account's money side
+    ("get", f"{API}/users/{{user_id}}", ()),
+    ("post", f"{API}/accounts/{{account_id}}/deposit", ("amount_usd",)),
+    ("put", f"{API}/accounts/{{account_id}}/allowed-prefixes", ("prefixes",)),
+    ("get", f"{API}/accounts/{{account_id}}/usage", ()),
+    ("get", f"{API}/cdrs.csv", ()),
+    ("get", f"{API}/pstn/rules", ()),
+    ("post", f"{API}/pstn/rules", ("pattern", "behaviour", "note")),
+    ("post", f"{API}/pstn/rules:delete", ("pattern",)),
+    ("get", f"{API}/pstn/calls", ()),
+    ("post", f"{API}/pstn/calls/{{call_id}}:hangup", ()),
+    ("post", f"{API}/conferences", ("account_id", "organizer", "number", "pin")),
+    ("get", f"{API}/conferences/{{number}}/roster", ()),
+    ("get", f"{API}/fraud/bans", ()),
+    ("post", f"{API}/fraud/bans:clear", ("key",)),
 ]
 # Response schemas (by OpenAPI component name) and the fields read from them.
 RESPONSE_CONTRACT: dict[str, tuple[str, ...]] = {
-    "AccountOut": ("id",),
-    "UserOut": ("id", "extension"),
+    "AccountOut": ("id", "deposit_usd", "allowed_prefixes"),
+    "UserOut": ("id", "extension", "named_user_id"),
     "LocationOut": ("id",),
     "DeviceCreated": ("id", "state", "lines"),
     "LineCredentials": ("user_id", "sip_username", "sip_password", "sip_domain"),
-    "CdrOut": ("account_id", "call_id", "disposition", "duration_s", "answer", "end", "sip_code"),
+    "CdrOut": ("account_id", "call_id", "disposition", "duration_s", "answer", "end", "sip_code",
+               # rated records (#5), read by tests/integration/test_policy_*.py
+               "reason", "rule_id", "call_type", "destination", "billable_s", "plan"),
+    "UsageOut": ("account_id", "month", "by_call_type", "totals"),
 }
 # Live views are free-form dicts; the keys read from them:
 REGISTRATION_KEYS = ("aor", "account_id", "contact", "source")
 CALL_KEYS = ("call_id", "account_id", "state")
+# …and from the lab views (call policy, #5): GET /pstn/calls, /conferences/{n}/roster, /fraud/bans
+PSTN_CALL_KEYS = ("call_id", "number", "rule", "rule_source", "state", "status", "ended_by", "rtp")
+ROSTER_KEYS = ("role", "call_id", "state")
+BAN_KEYS = ("key", "kind", "until")
 
 _serial = itertools.count(1)
 _PEOPLE = [
@@ -196,6 +218,90 @@ class VoiplabApi:
     def openapi(self) -> dict[str, Any]:
         result: dict[str, Any] = self.request("get", "/openapi.json")
         return result
+
+    # --- call policy (#5): money side of an account, rated records, lab controls ---------------
+    def user(self, user_id: int) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("get", f"{API}/users/{user_id}")
+        return result
+
+    def named_user_id(self, user_id: int) -> str:
+        """The person a room belongs to (R30 organizers are named users of the account)."""
+        return str(self.user(user_id)["named_user_id"])
+
+    def deposit(self, account_id: int, amount_usd: int) -> dict[str, Any]:
+        """Record a deposit (R24); the answer's `deposit_usd` is the running total."""
+        result: dict[str, Any] = self.request(
+            "post", f"{API}/accounts/{account_id}/deposit", {"amount_usd": amount_usd}
+        )
+        return result
+
+    def set_allowed_prefixes(self, account_id: int, prefixes: list[str]) -> dict[str, Any]:
+        """Prefixes the account may call although its plan blocks them (R25)."""
+        result: dict[str, Any] = self.request(
+            "put", f"{API}/accounts/{account_id}/allowed-prefixes", {"prefixes": prefixes}
+        )
+        return result
+
+    def usage(self, account_id: int, month: str | None = None) -> dict[str, Any]:
+        params = {"month": month} if month is not None else None
+        result: dict[str, Any] = self.request("get", f"{API}/accounts/{account_id}/usage", params=params)
+        return result
+
+    def cdrs_where(self, **filters: Any) -> list[dict[str, Any]]:
+        """GET /cdrs with any of its filters (account_id, call_id, rule_id, call_type, …)."""
+        result: list[dict[str, Any]] = self.request("get", f"{API}/cdrs", params=filters)
+        return result
+
+    def cdrs_csv(self, **filters: Any) -> str:
+        resp = self.client.get(f"{API}/cdrs.csv", params=filters)
+        if resp.status_code // 100 != 2:
+            raise ApiError("get", f"{API}/cdrs.csv", resp)
+        return resp.text
+
+    def set_pstn_rule(self, pattern: str, behaviour: str | dict[str, Any], note: str = "") -> dict[str, Any]:
+        """What the simulated PSTN does for numbers matching `pattern` (global to the gateway:
+        pair with `delete_pstn_rule`)."""
+        result: dict[str, Any] = self.request(
+            "post", f"{API}/pstn/rules", {"pattern": pattern, "behaviour": behaviour, "note": note}
+        )
+        return result
+
+    def delete_pstn_rule(self, pattern: str) -> None:
+        self.request("post", f"{API}/pstn/rules:delete", {"pattern": pattern})
+
+    def pstn_calls(self, number: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"limit": limit}
+        if number is not None:
+            params["number"] = number
+        result: list[dict[str, Any]] = self.request("get", f"{API}/pstn/calls", params=params)
+        return result
+
+    def pstn_hang_up(self, call_id: str) -> None:
+        """The PSTN side of a live call sends its BYE."""
+        self.request("post", f"{API}/pstn/calls/{call_id}:hangup")
+
+    def create_conference(self, account_id: int, organizer: str, *, pin: str | None = None,
+                          number: str | None = None) -> dict[str, Any]:
+        """A room (R30); the answer carries `number` and the organizer `pin`."""
+        body: dict[str, Any] = {"account_id": account_id, "organizer": organizer}
+        if pin is not None:
+            body["pin"] = pin
+        if number is not None:
+            body["number"] = number
+        result: dict[str, Any] = self.request("post", f"{API}/conferences", body)
+        return result
+
+    def conference_roster(self, number: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.request("get", f"{API}/conferences/{number}/roster")
+        return result
+
+    def fraud_bans(self) -> list[dict[str, Any]]:
+        """R27 bans in force: `key` ("src:<sip username>" or "dst:<account>:<number>"), `until`, `kind`."""
+        result: list[dict[str, Any]] = self.request("get", f"{API}/fraud/bans")
+        return result
+
+    def clear_fraud_ban(self, key: str) -> None:
+        self.request("post", f"{API}/fraud/bans:clear", {"key": key})
 
 
 # --- reading live rows and records (field names stay in this module) ---------------------------
