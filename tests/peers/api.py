@@ -355,6 +355,7 @@ E911_API_CONTRACT: list[tuple[str, str, tuple[str, ...]]] = [
     ("post", f"{API}/accounts/{{account_id}}/locations", ("country", "callback_number", "a1", "a3", "rd",
                                                           "sts", "hno", "pc", "flr", "room", "name")),
     ("get", f"{API}/locations/{{location_id}}", ()),
+    ("get", f"{API}/hardware-profiles/{{profile_id}}", ()),
     ("patch", f"{API}/accounts/{{account_id}}", ("stale_policy", "notification_url")),
     ("post", f"{API}/accounts/{{account_id}}/devices", ("hardware_profile", "name", "mac", "lines")),
     # body {"acknowledged_by"} is optional (anyOf NoticeAck | null): checked on NoticeOut below
@@ -407,9 +408,11 @@ CIVIC_ELEMENTS = ("country", "a1", "a2", "a3", "a4", "a5", "a6", "prm", "prd", "
                   "room", "seat", "plc", "pcn", "pobox", "addcode")
 
 
-def random_mac() -> str:
-    """A MAC in a vendor block the hardware profiles accept, random enough for one test run."""
-    return "00:15:65:" + ":".join(f"{b:02X}" for b in secrets.token_bytes(3))
+def random_mac(oui: str = "001565") -> str:
+    """A MAC in the vendor block `oui` (6 hex digits; the device validation checks it against the
+    hardware profile's vendor), random enough for one test run."""
+    octets = [oui[i:i + 2].upper() for i in (0, 2, 4)] + [f"{b:02X}" for b in secrets.token_bytes(3)]
+    return ":".join(octets)
 
 
 class E911Api(VoiplabApi):
@@ -439,6 +442,11 @@ class E911Api(VoiplabApi):
         result: dict[str, Any] = self.request("post", f"{API}/accounts/{account_id}/devices", body)
         return result
 
+    def profile_oui(self, hardware_profile: str) -> str:
+        """An OUI the profile's vendor owns (a locally administered one when the profile lists none)."""
+        ouis = self.request("get", f"{API}/hardware-profiles/{hardware_profile}").get("ouis") or ["02c0de"]
+        return str(ouis[0])
+
     def acknowledge_notice(self, device_id: int, by: str = "peers test") -> dict[str, Any]:
         """R15: the customer acknowledged the 'device is active' notice; forwarding turns on."""
         result: dict[str, Any] = self.request(
@@ -451,7 +459,7 @@ class E911Api(VoiplabApi):
         """User + device (a MAC unless a softphone) + location; activated and its notice
         acknowledged unless told otherwise."""
         user_id = self.create_user(account_id, extension)
-        mac = None if hardware_profile.startswith("softphone") else random_mac()
+        mac = None if hardware_profile.startswith("softphone") else random_mac(self.profile_oui(hardware_profile))
         device = self.create_device_with(account_id, [user_id], hardware_profile, mac)
         device_id = int(device["id"])
         if location_id is not None:
