@@ -45,6 +45,7 @@ class Call:
     fax_line: bool = False  # the caller's line is an ATA port whose purpose is fax (R20 fax cap)
     dialog: DialogInfo | None = None  # what the gateway needs to end the call itself
     timers: list[TimerHandle] = field(default_factory=list)  # duration cap, session timer
+    emergency: dict[str, Any] | None = None  # the emergency record, for its answer/end update
 
     def as_dict(self, now: float) -> dict[str, Any]:
         return {

@@ -29,6 +29,8 @@ class EmergencyOutbox:
 
     def on_emergency(self, record: dict[str, Any]) -> None:
         self._calls.submit(record)
+        if record.get("ended_at") is not None:
+            return  # the end-of-call update of a record already notified
         if self._notifier is None or record["route_kind"] == "refuse" or record["is_test"]:
             return
         snapshot = self._directory.snapshot

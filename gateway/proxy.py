@@ -323,8 +323,10 @@ class Proxy:
         fork.provisional.append(False)
         fork.cancel_wanted.append(False)
         self._restart_timer_c(fork)
-        self._log_emergency(_emergency_record(req, caller, call, decision, location, pidf, cid,
-                                              core.clock.wall()))
+        logged = _emergency_record(req, caller, call, decision, location, pidf, cid, core.clock.wall())
+        if record is not None:
+            record.emergency = logged  # sent again with answer/end times when the call ends
+        self._log_emergency(logged)
 
     def _log_emergency(self, record: dict[str, Any]) -> None:
         self.emergency_log.append(record)
@@ -421,8 +423,11 @@ class Proxy:
         return fields
 
     def _call_ended(self, call: Call, duration: float) -> None:
-        """Every ending path of a call: release its lease, count its minutes."""
+        """Every ending path of a call: release its lease, count its minutes, close its emergency record."""
         self.counters.release(call.call_id)
+        if call.emergency is not None and self.on_emergency is not None:
+            now = self.core.clock.wall()
+            self.on_emergency({**call.emergency, "answered_at": call.answer_wall, "ended_at": now})
         if call.usage_key is not None and duration > 0:
             self.counters.add_usage(call.usage_key, duration)
 

@@ -140,3 +140,19 @@ def test_933_test_call_goes_to_the_psap_read_back(tmp_path: Path) -> None:
     [invite] = gw.take(PSAP)
     assert isinstance(invite, Request) and invite.uri.startswith("urn:service:test.sos")
     assert conveyed(invite).civic.country == "US"
+
+
+def test_the_emergency_record_is_closed_with_its_end_time(tmp_path: Path) -> None:
+    from provisioning.e911_schemas import EmergencyCallIn
+
+    gw = Gateway(tmp_path, routes=builtin_routes())
+    sent: list[dict[str, object]] = []
+    gw.core.proxy.on_emergency = sent.append
+    alice = located_phone(gw, "1001")
+    dial(gw, alice, "911", "end1")
+    gw.clock.advance(5)
+    gw.core.calls.shutdown()  # any ending path (here: a clean shutdown) closes the record
+    first, last = sent
+    assert first["call_id"] == last["call_id"] and first.get("ended_at") is None
+    assert last["ended_at"] is not None
+    EmergencyCallIn.model_validate(last)
