@@ -6,9 +6,9 @@
   refused, yet 911 connects (verdict pass).
 - R10: a Grasshopper device dialling 911 is refused with a reason naming R10, never routed
   elsewhere (no PSAP record), and the attempt is recorded.
-- R11: a suspended account, a suspended device, and a power or internet outage at the device's
-  site make 911 fail with a clear status and a reason naming R11; once the account is resumed or
-  the outage ended, 911 connects again.
+- R11: a suspended account, a suspended device, a power or internet outage at the device's site
+  and the customer's network blocking the platform make 911 fail with a clear status and a
+  reason naming R11; once the account is resumed or the outage ended, 911 connects again.
 
 Statuses follow gateway/emergency.py's contract: 403 when the service is deactivated, 503 during
 an outage, 403 for R10.
@@ -79,6 +79,7 @@ def _emergency_connects(e911: E911Api, phone: Any, who: ProvisionedLine, dialled
     assert call["state"] == "CONFIRMED", f"{dialled} did not connect: {call}"
     psap = wait_for(lambda: e911.psap_call(call["sip_call_id"]), lambda c: c is not None, RECORD_TIMEOUT,
                     "PSAP record")
+    assert psap is not None
     assert (psap["role"], psap["verdict"]) == ("emergency", "pass"), psap["checks"]
     _hang_up(phone, call)
     return call
@@ -168,8 +169,10 @@ def test_suspended_account_911_fails_per_r11_until_resumed(
     _registered(pj_phone, who, gateway)
 
     assert e911.suspend_account(account)["status"] == "suspended"
-    call, record = wait_for(lambda: _refused_or_none(e911, pj_phone, who), lambda r: r is not None,
-                            RECORD_TIMEOUT, "911 refused after the suspension")  # the snapshot follows
+    refused = wait_for(lambda: _refused_or_none(e911, pj_phone, who), lambda r: r is not None,
+                       RECORD_TIMEOUT, "911 refused after the suspension")  # the snapshot follows
+    assert refused is not None
+    call, record = refused
     assert call["code"] == 403 and record["code"] == "account_deactivated", record
 
     assert e911.resume_account(account)["status"] == "active"
@@ -184,14 +187,20 @@ def test_suspended_device_911_fails_per_r11(gateway: GatewayProcess, e911: E911A
     _registered(pj_phone, who, gateway)
 
     e911.request("post", f"/api/v1/devices/{who.device_id}/suspend")
-    call, record = wait_for(lambda: _refused_or_none(e911, pj_phone, who), lambda r: r is not None,
-                            RECORD_TIMEOUT, "911 refused after the device was suspended")
+    refused = wait_for(lambda: _refused_or_none(e911, pj_phone, who), lambda r: r is not None,
+                       RECORD_TIMEOUT, "911 refused after the device was suspended")
+    assert refused is not None
+    call, record = refused
     assert call["code"] == 403 and record["code"] == "device_deactivated", record
 
 
-@pytest.mark.parametrize("kind", ["power", "internet"])
+@pytest.mark.parametrize(("kind", "code", "words"), [
+    ("power", "site_power_outage", "power outage"),
+    ("internet", "site_internet_outage", "internet outage"),
+    ("network_blocked", "site_network_blocked", "network blocks"),  # R11: the customer's own network
+])
 def test_site_outage_911_fails_per_r11_until_it_ends(
-    kind: str, gateway: GatewayProcess, e911: E911Api, pj_phone: Any
+    kind: str, code: str, words: str, gateway: GatewayProcess, e911: E911Api, pj_phone: Any
 ) -> None:
     account = e911.create_account(plan="connect", region="US")
     site = e911.create_site(account, "US")
@@ -200,10 +209,12 @@ def test_site_outage_911_fails_per_r11_until_it_ends(
 
     outage = e911.start_outage(site["id"], kind)
     assert (outage["kind"], outage["active"]) == (kind, True), outage
-    call, record = wait_for(lambda: _refused_or_none(e911, pj_phone, who), lambda r: r is not None,
-                            RECORD_TIMEOUT, f"911 refused during the {kind} outage")
-    assert call["code"] == 503 and record["code"] == f"site_{kind}_outage", record
-    assert kind in call["reason"].lower(), call
+    refused = wait_for(lambda: _refused_or_none(e911, pj_phone, who), lambda r: r is not None,
+                       RECORD_TIMEOUT, f"911 refused during the {kind} outage")
+    assert refused is not None
+    call, record = refused
+    assert call["code"] == 503 and record["code"] == code, record
+    assert words in call["reason"].lower(), call
 
     assert e911.end_outage(outage["id"])["active"] is False
     wait_for(lambda: _dial(pj_phone, f"sip:911@{who.sip_domain}"), _answered_then_hung_up(pj_phone),
