@@ -156,6 +156,8 @@ def test_grasshopper_device_dialling_911_is_refused_naming_r10(
     cdr = wait_for(lambda: e911.cdrs_where(call_id=call["sip_call_id"]), lambda rows: len(rows) == 1,
                    RECORD_TIMEOUT, "call record of the refused attempt")[0]
     assert (cdr["rule_id"], cdr["sip_code"]) == ("R10", 403), cdr
+    [audited] = e911.audit(entity="emergency_call", entity_id=record["id"])
+    assert (audited["action"], audited["detail"]["rule_id"]) == ("emergency_call.refused", "R10"), audited
 
 
 # --- R11 ------------------------------------------------------------------------------------------

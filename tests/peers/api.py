@@ -370,6 +370,7 @@ E911_API_CONTRACT: list[tuple[str, str, tuple[str, ...]]] = [
     ("get", f"{API}/emergency/calls", ()),
     ("get", f"{API}/emergency/psap-calls", ()),
     ("get", f"{API}/emergency/notifications", ()),
+    ("get", f"{API}/audit", ()),
 ]
 E911_RESPONSE_CONTRACT: dict[str, tuple[str, ...]] = {
     "AccountOut": ("status", "stale_policy", "notification_url"),
@@ -534,6 +535,11 @@ class E911Api(VoiplabApi):
         """Kari's Law notifications as stored (account_id, call_id, status filters)."""
         result: list[dict[str, Any]] = self.request(
             "get", f"{API}/emergency/notifications", params=filters or None)
+        return result
+
+    def audit(self, **filters: Any) -> list[dict[str, Any]]:
+        """The append-only audit log (account_id, entity, entity_id filters)."""
+        result: list[dict[str, Any]] = self.request("get", f"{API}/audit", params=filters or None)
         return result
 
 
