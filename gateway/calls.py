@@ -46,6 +46,7 @@ class Call:
     dialog: DialogInfo | None = None  # what the gateway needs to end the call itself
     timers: list[TimerHandle] = field(default_factory=list)  # duration cap, session timer
     emergency: dict[str, Any] | None = None  # the emergency record, for its answer/end update
+    end_code: int | None = None  # the status the call ended with (200 for an answered call)
 
     def as_dict(self, now: float) -> dict[str, Any]:
         return {
@@ -176,6 +177,7 @@ class CallTracker:
         for handle in call.timers:
             handle.cancel()
         call.timers.clear()
+        call.end_code = 200 if call.answered is not None else code
         if self.on_end is not None:
             self.on_end(call, duration)
         disposition = "answered" if call.answered is not None else disposition_for(code, call.cancelled)

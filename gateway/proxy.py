@@ -427,7 +427,8 @@ class Proxy:
         self.counters.release(call.call_id)
         if call.emergency is not None and self.on_emergency is not None:
             now = self.core.clock.wall()
-            self.on_emergency({**call.emergency, "answered_at": call.answer_wall, "ended_at": now})
+            self.on_emergency({**call.emergency, "answered_at": call.answer_wall, "ended_at": now,
+                               "sip_status": call.end_code})
         if call.usage_key is not None and duration > 0:
             self.counters.add_usage(call.usage_key, duration)
 

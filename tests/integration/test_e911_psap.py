@@ -9,8 +9,8 @@ API (never against the gateway's own idea of the registered location):
   lxml, carries every civic element of the location created through the API and nothing else;
   the callback is the location's E.164 number; the call record says an emergency call answered.
 - 112 on an EU account (a German address), 999 and 112 on a UK account (a British one) do the same.
-- The persisted emergency call record should show the call answered and ended (xfail: the
-  gateway writes it once, when it routes the call).
+- The persisted emergency call record shows the call answered and ended (the gateway sends the
+  record again when the call ends).
 - 933 reads the registered address and callback back in the 200 OK's text body, and the stored
   record holds the same text.
 - A device whose notice was never acknowledged still connects, but to the national emergency call
@@ -149,12 +149,6 @@ def test_european_emergency_numbers_reach_the_psap_with_location(
     assert record["dialled"] == dialled, record
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "gateway bug: the emergency call record (GET /api/v1/emergency/calls) is written once, when "
-    "gateway/proxy.py::_emergency routes the call, and never moved on: answered_at, ended_at and "
-    "sip_status stay null for a call the PSAP answered and the caller ended, although "
-    "EmergencyCallIn carries them and E911Store._progress would apply a later record of the same "
-    "call (the CDR of the same call has answer, end and 200)"))
 def test_emergency_call_record_shows_the_call_answered_and_ended(
     gateway: GatewayProcess, e911: E911Api, pj_phone: Any
 ) -> None:
