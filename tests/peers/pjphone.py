@@ -171,6 +171,9 @@ class PjPhone:
         self._ep: pj.Endpoint | None = None
         self._account: _Account | None = None
         self._calls: dict[int, _Call] = {}
+        # pjsua reuses call ids (4 slots in this build): a finished call's Python object must not be
+        # dropped when its id is reused, or its destructor hangs up the new call with the same id
+        self._retired: list[_Call] = []
         self._pending: list[_PendingAction] = []
         self._confirmed_at: dict[int, float] = {}
         self._log_writer: _LogCollector | None = None
@@ -319,7 +322,7 @@ class PjPhone:
         prm = pj.CallOpParam(True)
         c.makeCall(uri, prm)
         cid = int(c.getId())
-        self._calls[cid] = c
+        self._keep(cid, c)
         self.emit({"event": "calling", "call": cid, "uri": uri})
         return cid
 
@@ -399,6 +402,12 @@ class PjPhone:
             if re.match(r"(?:Proxy-)?Authorization\s*:", line, flags=re.I)
         ]
 
+    def _keep(self, call_id: int, call: _Call) -> None:
+        old = self._calls.get(call_id)
+        if old is not None and old is not call:
+            self._retired.append(old)
+        self._calls[call_id] = call
+
     # ----- callbacks (run inside pump) ---------------------------------------------------------
     def emit(self, event: Event) -> None:
         event.setdefault("t", round(time.monotonic(), 3))
@@ -408,7 +417,7 @@ class PjPhone:
 
     def _on_incoming(self, account: pj.Account, call_id: int) -> None:
         c = _Call(self, account, call_id)
-        self._calls[call_id] = c
+        self._keep(call_id, c)
         info = c.getInfo()
         self.emit(
             {
