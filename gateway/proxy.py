@@ -358,9 +358,7 @@ class Proxy:
                             if caller.licence_id is not None and caller.licence_kind == "concurrent" else 0),
             fair_use_minutes=(counters.usage(usage_key(caller.account_id, month, fair.counts)) / 60.0
                               if fair is not None else 0.0),
-            fair_use_limit=(float(fair.monthly_limit(authorised_users=self._authorised_users(caller.account_id),
-                                                     audio_users=self._authorised_users(caller.account_id)))
-                            if fair is not None else None),
+            fair_use_limit=self._fair_use_limit(plan, caller.account_id),
             source_rate=counters.hit(source_key, now, guard.window),
             callee_rate=counters.hit(callee_key, now, guard.window),
             source_banned=counters.banned_until(source_key, now) is not None,
@@ -378,6 +376,13 @@ class Proxy:
             self._refuse(ctx, caller, dialled, decision.status, decision.reason, decision.rule_id)
             return None
         return plan, attempt, decision
+
+    def _fair_use_limit(self, plan: Plan, account_id: int) -> float | None:
+        """The month's allowance in minutes (R20 per account, R26/R31 per user of the account)."""
+        if plan.fair_use is None:
+            return None
+        users = self._authorised_users(account_id)  # audio users are the account's named users too
+        return float(plan.fair_use.monthly_limit(authorised_users=users, audio_users=users))
 
     def _authorised_users(self, account_id: int) -> int:
         """Users in the account (the fair-use basis of R26/R31), recounted when the snapshot changes."""
