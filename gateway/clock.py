@@ -1,13 +1,20 @@
 """The one clock every timer in voiplab reads.
 
-SIP transaction timers, registration expiry, nonce lifetimes, call duration
-caps and (through the `wall` callable handed to provisioning) warranty and
-fair-use windows all read *this* clock, so that ``--time-scale 3600`` makes a
-six-hour cap fire after six real seconds and a test can step time by hand.
+Call duration caps, dialog lifetimes, fair-use months and (through the
+`wall` callable handed to provisioning) warranty and order windows read *this*
+clock, so that ``--time-scale 3600`` makes a six-hour cap fire after six real
+seconds and a test can step time by hand.
 
 Simulated time runs ``scale`` times faster than real time from the moment the
 clock is created.  ``now()`` is a monotonic float of simulated seconds (for
 timers); ``wall()`` is the simulated UTC datetime (for records people read).
+
+Protocol timers negotiated with real peers are the exception, and
+``protocol_view`` gives them the same clock in real seconds: a phone
+retransmits, refreshes its registration and its session timer on its own real
+clock, so the gateway's SIP transaction timers (T1…), binding expiry, nonce
+lifetime, Timer C and RFC 4028 session expiry must agree with it, or a time
+scale of 3600 would expire every registration in a tenth of a second.
 """
 
 from __future__ import annotations
@@ -69,6 +76,37 @@ class LoopClock:
 
     def call_later(self, delay: float, callback: Callable[[], object]) -> TimerHandle:
         return self._loop.call_later(max(0.0, delay) / self.scale, callback)
+
+
+class ProtocolView:
+    """The same clock counted in real seconds (``now() == clock.now() / clock.scale``).
+
+    Deadlines convert back to the underlying clock, so there is still one timer
+    source, one ``ManualClock`` to step in tests, and scale 1 changes nothing.
+    """
+
+    scale = 1.0
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._factor = clock.scale
+
+    def now(self) -> float:
+        return self._clock.now() / self._factor
+
+    def wall(self) -> datetime:
+        return self._clock.wall()
+
+    def call_at(self, when: float, callback: Callable[[], object]) -> TimerHandle:
+        return self._clock.call_at(when * self._factor, callback)
+
+    def call_later(self, delay: float, callback: Callable[[], object]) -> TimerHandle:
+        return self._clock.call_later(delay * self._factor, callback)
+
+
+def protocol_view(clock: Clock) -> Clock:
+    """``clock`` itself at scale 1, else a view of it in real seconds (see the module docstring)."""
+    return clock if clock.scale == 1.0 else ProtocolView(clock)
 
 
 class _ManualHandle:

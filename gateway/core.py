@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from gateway.calls import CallTracker
-from gateway.clock import Clock, TimerHandle
+from gateway.clock import Clock, TimerHandle, protocol_view
 from gateway.location import LocationService
 from gateway.proxy import Proxy
 from gateway.registrar import Registrar
@@ -133,7 +133,10 @@ class SipCore:
         limits: Limits | None = None,
     ) -> None:
         self.identity = identity
-        self.clock = clock
+        #: protocol time (real seconds): transactions, bindings, nonces, Timer C, session timers
+        self.clock = protocol_view(clock)
+        #: business time (scaled): duration caps, dialog lifetime, fair-use months
+        self.business_clock = clock
         self.directory = directory
         self.registrar = registrar
         self.location = location
@@ -150,7 +153,7 @@ class SipCore:
         self._housekeeping = self.clock.call_later(self._housekeeping_delay(), self.housekeep)
 
     def _housekeeping_delay(self) -> float:
-        return self.limits.housekeeping_real_seconds * self.clock.scale
+        return self.limits.housekeeping_real_seconds  # self.clock counts real seconds
 
     def housekeep(self) -> None:
         """Periodic, off the request path: expired bindings out, abandoned calls closed with a record."""

@@ -22,10 +22,11 @@ if TYPE_CHECKING:
 
 class GatewayLab:
     def __init__(self, peers: BuiltinPeers, counters: MemoryCounters, clock: Clock,
-                 psap: PsapServer | None = None) -> None:
+                 psap: PsapServer | None = None, *, time_scale: float = 1.0) -> None:
         self._peers = peers
         self._counters = counters
-        self._clock = clock
+        self._clock = clock  # protocol (real-second) time, as the flood guard counts
+        self._scale = time_scale  # to show a ban's end on the simulated wall clock
         self._psap = psap
 
     # -- simulated PSTN ---------------------------------------------------------------------
@@ -81,7 +82,8 @@ class GatewayLab:
     # -- flood guard (R27) -----------------------------------------------------------------------
     def fraud_bans(self) -> list[dict[str, Any]]:
         now, wall = self._clock.now(), self._clock.wall()
-        return [{"key": key, "until": (wall + timedelta(seconds=until - now)).isoformat(),
+        return [{"key": key, "until": (wall + timedelta(seconds=(until - now) * self._scale)).isoformat(),
+                 "expires_in_s": round(until - now, 1),
                  "kind": "line" if key.startswith("src:") else "callee"}
                 for key, until in sorted(self._counters.bans(now).items())]
 

@@ -41,5 +41,5 @@ class GatewayLiveView:
         return out
 
     def calls(self) -> list[dict[str, Any]]:
-        now = self._core.clock.now()
+        now = self._core.business_clock.now()  # calls are timed on the scaled clock
         return [call.as_dict(now) for call in list(self._core.calls.calls.values())]

@@ -350,7 +350,7 @@ class Proxy:
         # every phone of a lab shares loopback), high-frequency inbound calls a callee's
         source_key, callee_key = f"src:{caller.sip_username}", f"dst:{caller.account_id}:{dialled}"
         fair = plan.fair_use
-        month = self.core.clock.wall().strftime("%Y-%m")
+        month = self.core.business_clock.wall().strftime("%Y-%m")
         usage = Usage(
             account_active=counters.active(account_key(caller.account_id)),
             line_active=counters.active(line_key(caller.sip_username)),
@@ -409,7 +409,7 @@ class Proxy:
         account = self.core.directory.snapshot.accounts.get(caller.account_id)
         call.region = account.region if account is not None else "US"
         if plan.fair_use is not None and decision.counts_for_fair_use:
-            month = self.core.clock.wall().strftime("%Y-%m")
+            month = self.core.business_clock.wall().strftime("%Y-%m")
             call.usage_key = usage_key(caller.account_id, month, plan.fair_use.counts)
 
     def _rate(self, call: Call, duration: float) -> dict[str, Any]:
@@ -468,7 +468,7 @@ class Proxy:
         for handle in call.timers:
             handle.cancel()
         call.timers.clear()
-        clock = self.core.clock
+        clock = self.core.business_clock  # the caps are service rules: they follow --time-scale
         plan = self.plans.get(call.plan_id or "")
         cap = None if plan is None else (plan.fax_max_seconds if info.fax else plan.voice_max_seconds)
         if cap is not None:
@@ -476,8 +476,8 @@ class Proxy:
             text = f"{kind} call duration cap of {cap / 3600:g} h reached (R20)"
             left = call.answered + cap - clock.now()
             call.timers.append(clock.call_later(left, lambda: self.end_call(call.call_id, text, "R20")))
-        if info.session_interval:
-            call.timers.append(clock.call_later(
+        if info.session_interval:  # negotiated with the phones: their real time (gateway/clock.py)
+            call.timers.append(self.core.clock.call_later(
                 info.session_interval,
                 lambda: self.end_call(call.call_id, "Session expired without refresh (RFC 4028)", None)))
 

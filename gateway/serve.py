@@ -26,7 +26,7 @@ from sqlmodel import Session
 from gateway.auth import Authenticator
 from gateway.builtin import BuiltinPeers
 from gateway.calls import CallTracker
-from gateway.clock import LoopClock
+from gateway.clock import LoopClock, protocol_view
 from gateway.core import Identity, Limits, SipCore
 from gateway.e911_outbox import EmergencyOutbox
 from gateway.lab import GatewayLab
@@ -155,12 +155,13 @@ async def start(settings: Settings, *, announce: Callable[[str], None] = print) 
     }
     notifier = Notifier(engine, now=wall)
     psap_log = PsapLog(on_change=lambda call: writers["psap"].submit(call.to_dict()))
-    peers = await BuiltinPeers.start(peers_host, clock, psap_log=psap_log,
+    # the built-in peers are SIP user agents like the phones: they run on protocol (real) time
+    peers = await BuiltinPeers.start(peers_host, protocol_view(clock), psap_log=psap_log,
                                      psap_lookup=lambda uri: directory.snapshot.registered_location(uri))
     routes = peers.routes()
 
     core_ref: list[SipCore] = []
-    transports = Transports(loop, lambda data, peer: core_ref[0].on_message(data, peer), clock)
+    transports = Transports(loop, lambda data, peer: core_ref[0].on_message(data, peer), protocol_view(clock))
     core = SipCore(identity=identity, clock=clock, directory=directory, registrar=registrar,
                    location=location, calls=calls, send=transports.send,
                    proxy_factory=lambda c: Proxy(c, auth, plans=plans, guard=guard, routes=routes),
@@ -183,18 +184,19 @@ async def start(settings: Settings, *, announce: Callable[[str], None] = print) 
         tls_port = settings.tls_port if settings.tls_port is not None else identity.ports["udp"] + 1
         identity.ports["tls"] = await transports.listen_tls(tls_host, tls_port, server_context(cert, key))
     bus.subscribe(lambda change: loop.call_soon_threadsafe(
-        registrar.on_change, change, directory.snapshot, clock.now()))
+        registrar.on_change, change, directory.snapshot, core.clock.now()))
 
     def close_idle_connections() -> None:
         transports.close_idle()
-        clock.call_later(60.0 * clock.scale, close_idle_connections)
+        core.clock.call_later(60.0, close_idle_connections)
 
-    clock.call_later(60.0 * clock.scale, close_idle_connections)
+    core.clock.call_later(60.0, close_idle_connections)
 
     token = settings.api_token or secrets.token_urlsafe(24)
     live = GatewayLiveView(core)
     ctx = ProvisioningContext(engine=engine, api_token=token, sip_domain=settings.domain, now=wall, bus=bus,
-                              live=live, plans=plans, lab=GatewayLab(peers, core.proxy.counters, clock, peers.psap),
+                              live=live, plans=plans, lab=GatewayLab(peers, core.proxy.counters, core.clock, peers.psap,
+                                             time_scale=clock.scale),
                               secrets=SecretBox.from_file(settings.data_dir / "secret.key"),
                               sip_server=advertise, sip_ports=dict(identity.ports))
     app = create_app(ctx)
