@@ -9,6 +9,7 @@ start/answer/end stamps are the clock's wall time.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -61,6 +62,16 @@ class Call:
         }
 
 
+_RULE_IN_REASON = re.compile(r"\((R\d{1,2})\)\s*$")
+
+
+def rule_in_reason(reason: str) -> str | None:
+    """The rule a refusal names at the end of its reason phrase ("… (R30)"), wherever it came from
+    (our policy, or a built-in peer such as the conference bridge), so the record carries it too."""
+    m = _RULE_IN_REASON.search(reason)
+    return m.group(1) if m else None
+
+
 def disposition_for(code: int, cancelled: bool) -> str:
     """Map a final status to the record's disposition (cancelled wins over 487)."""
     if 200 <= code < 300:
@@ -100,13 +111,17 @@ class CallTracker:
         return call
 
     def refused(self, call_id: str, account_id: int, caller: str, callee: str, code: int,
-                reason: str, rule_id: str | None = None, caller_user_id: int | None = None) -> None:
+                reason: str, rule_id: str | None = None, caller_user_id: int | None = None, *,
+                call_type: str = "on-net", destination: str | None = None, plan: str | None = None) -> None:
         """An authenticated attempt refused before any forwarding (404, 480, 403 R12…)."""
         if call_id in self.calls:
             return
         wall = self._wall()
-        self._emit(self._record(call_id, account_id, caller, callee, caller_user_id, None, wall, None,
-                                wall, 0.0, disposition_for(code, False), code, reason, rule_id))
+        record = self._record(call_id, account_id, caller, callee, caller_user_id, None, wall, None,
+                              wall, 0.0, disposition_for(code, False), code, reason,
+                              rule_id or rule_in_reason(reason))
+        record.update(call_type=call_type, destination=destination, plan=plan)
+        self._emit(record)
 
     def ringing(self, call_id: str) -> None:
         call = self.calls.get(call_id)
@@ -183,7 +198,8 @@ class CallTracker:
         disposition = "answered" if call.answered is not None else disposition_for(code, call.cancelled)
         record = self._record(call.call_id, call.account_id, call.caller, call.callee,
                               call.caller_user_id, call.callee_user_id, call.start_wall,
-                              call.answer_wall, wall, duration, disposition, code, reason, call.rule_id)
+                              call.answer_wall, wall, duration, disposition, code, reason,
+                              call.rule_id or rule_in_reason(reason))
         record["call_type"] = call.call_type
         record["destination"] = call.destination
         record["overage"] = call.overage

@@ -105,6 +105,8 @@ class MemoryCounters:
         return until
 
     def unban(self, key: str) -> bool:
+        """Lift a ban and forget the attempts that caused it (or the next call would trip it again)."""
+        self._hits.pop(key, None)
         return self._bans.pop(key, None) is not None
 
     def bans(self, now: float) -> dict[str, float]:

@@ -201,7 +201,7 @@ class Proxy:
             return
         refusal = refusal_for_line(caller, snapshot)
         if refusal is not None:
-            self._refuse(ctx, caller, dialled, refusal[0], refusal[1], "R12" if "R12" in refusal[1] else None)
+            self._refuse(ctx, caller, dialled, refusal[0], refusal[1])
             return
         targets = self._resolve(caller, dialled, snapshot)
         destination = self._destination(ctx, caller, dialled, targets, snapshot, now)
@@ -373,7 +373,7 @@ class Proxy:
         if isinstance(decision, Reject):
             if decision.ban is not None:
                 counters.ban(source_key if decision.ban == "source" else callee_key, now + guard.ban_seconds)
-            self._refuse(ctx, caller, dialled, decision.status, decision.reason, decision.rule_id)
+            self._refuse(ctx, caller, dialled, decision.status, decision.reason, decision.rule_id, dest, plan)
             return None
         return plan, attempt, decision
 
@@ -532,11 +532,14 @@ class Proxy:
         return []
 
     def _refuse(self, ctx: ServerCtx, caller: LineEntry, dialled: str, code: int, reason: str,
-                rule_id: str | None = None) -> None:
+                rule_id: str | None = None, dest: Destination | None = None, plan: Plan | None = None) -> None:
         req = ctx.request
         if req.method == "INVITE":
             self.core.calls.refused(req.call_id, caller.account_id, caller.sip_username, dialled, code,
-                                    reason, rule_id, caller.user_id)
+                                    reason, rule_id, caller.user_id,
+                                    call_type=dest.kind.value if dest is not None else "on-net",
+                                    destination=dest.e164 if dest is not None else None,
+                                    plan=plan.id if plan is not None else None)
         self.core.respond(ctx, code, reason)
 
     def _prepare(self, req: Request, mf: int | None) -> None:

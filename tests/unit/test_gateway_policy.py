@@ -189,7 +189,8 @@ def test_r27_flood_guard_trips_bans_and_clears(tmp_path: Path) -> None:
     assert banned[0].status == 503 and "temporarily blocked" in banned[0].reason
     assert gw.core.proxy.counters.unban(f"src:{alice.username}")  # cleared by hand (API)
     gw.take(bob.peer)
-    established(gw, alice, bob, "f5")
+    established(gw, alice, bob, "f5")  # the attempt history went with the ban: not tripped again
+    established(gw, alice, bob, "f6")
 
 
 @pytest.fixture
@@ -220,6 +221,7 @@ def test_r24_international_refused_before_the_deposit_and_admitted_after(trunk: 
     refused = final_status(place_call(trunk, alice, "011442079460000", "intl1"))
     assert refused.status == 403 and "R24" in refused.reason
     assert trunk.take(PSTN) == [] and trunk.records[-1]["rule_id"] == "R24"
+    assert (trunk.records[-1]["call_type"], trunk.records[-1]["destination"]) == ("international", "+442079460000")
     with Session(trunk.engine) as s:
         record_deposit(trunk._env(s), trunk.account_id, 500)
     place_call(trunk, alice, "011442079460000", "intl2")

@@ -284,3 +284,18 @@ def test_in_dialog_request_without_our_route_is_not_relayed(gw: Gateway) -> None
     resp = gw.one(alice.peer)
     assert isinstance(resp, Response) and resp.status == 404
     assert gw.sent == []  # nothing went anywhere else
+
+
+def test_a_refusal_names_its_rule_in_the_record_too(gw: Gateway) -> None:
+    from sqlmodel import Session
+
+    from provisioning.services.account_e911 import suspend_account
+
+    alice, bob = gw.phone("1001"), gw.phone("1002")
+    register(gw, alice)
+    register(gw, bob)
+    with Session(gw.engine) as s:
+        suspend_account(gw._env(s), gw.account_id, "unpaid")
+    resp = invite(gw, alice, "1002", "susp")
+    assert resp.status == 403 and resp.reason.endswith("(R11)")
+    assert gw.records[-1]["rule_id"] == "R11"
