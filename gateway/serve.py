@@ -24,7 +24,7 @@ import uvicorn
 from sqlmodel import Session
 
 from gateway.auth import Authenticator
-from gateway.builtin import BuiltinPeers
+from gateway.builtin import DEFAULT_CONFERENCE_MAX, BuiltinPeers
 from gateway.calls import CallTracker
 from gateway.clock import LoopClock, protocol_view
 from gateway.core import Identity, Limits, SipCore
@@ -156,7 +156,9 @@ async def start(settings: Settings, *, announce: Callable[[str], None] = print) 
     notifier = Notifier(engine, now=wall)
     psap_log = PsapLog(on_change=lambda call: writers["psap"].submit(call.to_dict()))
     # the built-in peers are SIP user agents like the phones: they run on protocol (real) time
+    conference_caps = [p.conference_max for p in plans if p.conference_max]
     peers = await BuiltinPeers.start(peers_host, protocol_view(clock), psap_log=psap_log,
+                                     conference_max=max(conference_caps, default=DEFAULT_CONFERENCE_MAX),
                                      psap_lookup=lambda uri: directory.snapshot.registered_location(uri))
     routes = peers.routes()
 
