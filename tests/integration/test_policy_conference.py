@@ -23,17 +23,9 @@ PIN = "2468"
 WRONG_PIN = "1357"
 
 
-def _forget_ended_calls(phone: Any) -> None:
-    """Drop PjPhone's wrappers of ended calls before the next call: pjsua reuses call ids, and the
-    replaced wrapper's destructor would hang up the new call (see test_policy_caps.py)."""
-    calls: dict[int, Any] = phone._calls  # private: until tests/peers/pjphone.py does this itself
-    for cid in [cid for cid, call in calls.items() if not call.isActive()]:
-        del calls[cid]
-
 
 def _place(phone: Any, uri: str) -> tuple[int, dict[str, Any]]:
     """pjsua2 calls `uri`: (pjsua call id, the CONFIRMED or DISCONNECTED event that settled it)."""
-    _forget_ended_calls(phone)
     seen = len(phone.events)
     cid = phone.call(uri)
     found: list[dict[str, Any]] = []
