@@ -54,16 +54,6 @@ def _until(predicate: Callable[[], bool], timeout: float, pump: Callable[[], Non
     return True
 
 
-def _rows(fetch: Callable[[], list[dict[str, Any]]], timeout: float) -> list[dict[str, Any]]:
-    """`fetch()` again until it returns rows (call records are written asynchronously) or `timeout`."""
-    deadline = time.monotonic() + timeout
-    rows = fetch()
-    while not rows and time.monotonic() < deadline:
-        time.sleep(0.05)
-        rows = fetch()
-    return rows
-
-
 def _pump(phone: Any) -> Callable[[], None]:
     return lambda: phone.pump(20)
 
@@ -120,7 +110,7 @@ def _hang_up(phone: Any, cid: int) -> None:
 
 def _record(api: VoiplabApi, call_id: str, timeout: float = 5.0) -> dict[str, Any]:
     """The one call record of `call_id` (the CDR writer is asynchronous: poll)."""
-    rows = _rows(lambda: api.cdrs_where(call_id=call_id), timeout)
+    rows = wait_for(lambda: api.cdrs_where(call_id=call_id), bool, timeout, f"call record of {call_id}")
     assert len(rows) == 1, f"expected one call record for {call_id}: {rows}"
     return rows[0]
 
@@ -335,7 +325,8 @@ def _cap_reason(bye: str, cap: str) -> str:
 def _capped_record(api: VoiplabApi, account: int, hours: float) -> dict[str, Any]:
     """The answered call's record: ended by R20 at `hours` simulated hours (not earlier, not by
     the 12 h dialog timeout)."""
-    rows = _rows(lambda: api.cdrs_where(account_id=account, disposition="answered"), 5.0)
+    rows = wait_for(lambda: api.cdrs_where(account_id=account, disposition="answered"), bool, 5.0,
+                    "the answered call's record")
     assert len(rows) == 1, rows
     record = rows[0]
     assert record["rule_id"] == "R20" and "(R20)" in (record["reason"] or ""), record
