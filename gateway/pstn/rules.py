@@ -30,8 +30,10 @@ Default table (numbers ending …):
 other    answer (the fallback)
 =======  ==========================================================
 
-Durations are seconds on the gateway's clock, so ``--time-scale`` shortens
-them like every other timer.
+Durations are seconds on the clock the trunk is given. In ``voiplab serve``
+that is the protocol (real-second) view of the gateway clock: the trunk is a
+SIP user agent like the phones, so ``--time-scale`` does not shorten its ring
+or hang-up delays (see ``gateway/clock.py``).
 
 Behaviours are `gateway.uas` decisions; `parse_behaviour` reads the API's
 forms: a preset name (``"busy"``) or a mapping

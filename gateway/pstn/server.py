@@ -68,8 +68,8 @@ class PstnServer:
                     advertise: str | None = None, max_call: float = 4 * 3600.0) -> PstnServer:
         """Bind UDP `host:port` (0: any free port) and an RTP echo beside it, then serve.
 
-        `clock` should be the gateway's clock in-process, so ring times and
-        hang-up delays follow `--time-scale`.
+        `clock` in-process is the gateway clock's protocol view (real seconds,
+        ``gateway.clock.protocol_view``): ring and hang-up delays are real time.
         """
         sockets = await PeerSockets.open(host, port, echo=True, advertise=advertise)
         sim = PstnSimulator(clock=clock if clock is not None else LoopClock(asyncio.get_running_loop()),

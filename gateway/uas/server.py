@@ -133,8 +133,8 @@ class UasServer:
                     echo: bool = True, advertise: str | None = None, **options: Any) -> UasServer:
         """Bind and serve; `options` go to `UserAgentServer` (user, timers, on_change, …).
 
-        `clock` should be the gateway's clock in-process, so SIP timers and
-        hang-up delays follow `--time-scale`.
+        `clock` in-process is the gateway clock's protocol view (real seconds,
+        ``gateway.clock.protocol_view``), like the phones' own timers.
         """
         sockets = await PeerSockets.open(host, port, echo=echo, advertise=advertise)
         agent = UserAgentServer(clock=clock if clock is not None else LoopClock(asyncio.get_running_loop()),

@@ -243,6 +243,7 @@ class PjPhone:
                 self._account.shutdown()
             self._account = None
         self._calls.clear()
+        self._retired.clear()
         ep, self._ep = self._ep, None
         with contextlib.suppress(Exception):
             ep.libDestroy(pj.PJSUA_DESTROY_NO_NETWORK)
