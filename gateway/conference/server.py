@@ -18,29 +18,17 @@ from gateway.clock import Clock, LoopClock
 from gateway.conference.bridge import DEFAULT_MAX_PARTICIPANTS, ConferenceBridge
 from gateway.conference.rooms import RoomStore
 from gateway.sip.transaction import DEFAULT_TIMERS, Timers
-from gateway.uas.server import PeerSockets
+from gateway.uas.server import ListensOn, PeerSockets
 
 logger = logging.getLogger("voiplab.conference")
 
 
 @dataclass(slots=True, eq=False)
-class ConferenceServer:
+class ConferenceServer(ListensOn):
     """A running bridge: `host`/`port` to route to, `bridge` for rooms and rosters."""
 
     bridge: ConferenceBridge
     sockets: PeerSockets
-
-    @property
-    def host(self) -> str:
-        return self.sockets.host
-
-    @property
-    def port(self) -> int:
-        return self.sockets.port
-
-    @property
-    def media_port(self) -> int:
-        return self.sockets.media_port
 
     def route_uri(self, dialled: str) -> str | None:
         """Where the gateway sends a call for `dialled` (``<room>[*<pin>]``), or None: not a room."""

@@ -20,29 +20,17 @@ from gateway.pstn.log import PstnCall, PstnLog
 from gateway.pstn.rules import RuleBook
 from gateway.pstn.simulator import PstnSimulator
 from gateway.sip.transaction import DEFAULT_TIMERS, Timers
-from gateway.uas.server import PeerSockets, uri_for
+from gateway.uas.server import ListensOn, PeerSockets, uri_for
 
 logger = logging.getLogger("voiplab.pstn")
 
 
 @dataclass(slots=True, eq=False)
-class PstnServer:
+class PstnServer(ListensOn):
     """A running simulated PSTN: `host`/`port` to route to, `rules` to steer it, `log` to read."""
 
     sim: PstnSimulator
     sockets: PeerSockets
-
-    @property
-    def host(self) -> str:
-        return self.sockets.host
-
-    @property
-    def port(self) -> int:
-        return self.sockets.port
-
-    @property
-    def media_port(self) -> int:
-        return self.sockets.media_port
 
     @property
     def rules(self) -> RuleBook:

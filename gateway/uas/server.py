@@ -102,11 +102,10 @@ def uri_for(user: str, host: str, port: int) -> str:
     return f"sip:{user}@{host}:{port}"
 
 
-@dataclass(slots=True, eq=False)
-class UasServer:
-    """A running generic UAS: `agent` decides with the callback it was given."""
+class ListensOn:
+    """Where a running built-in peer listens (the address the gateway routes to), from its sockets."""
 
-    agent: UserAgentServer
+    __slots__ = ()
     sockets: PeerSockets
 
     @property
@@ -120,6 +119,14 @@ class UasServer:
     @property
     def media_port(self) -> int:
         return self.sockets.media_port
+
+
+@dataclass(slots=True, eq=False)
+class UasServer(ListensOn):
+    """A running generic UAS: `agent` decides with the callback it was given."""
+
+    agent: UserAgentServer
+    sockets: PeerSockets
 
     @property
     def uri(self) -> str:
