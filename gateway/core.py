@@ -28,7 +28,7 @@ from gateway.proxy import Proxy
 from gateway.registrar import Registrar
 from gateway.sip.errors import ParseError, SipError
 from gateway.sip.message import Request, Response
-from gateway.sip.parser import build_response, parse_message, validate_for_proxy
+from gateway.sip.parser import build_response, local_tag, parse_message, validate_for_proxy
 from gateway.sip.transaction import (
     AnyClient,
     AnyServer,
@@ -205,6 +205,8 @@ class SipCore:
 
     # -- requests --------------------------------------------------------------------------
     def _on_request(self, req: Request, peer: Peer) -> None:
+        # validation first, even for retransmissions: it is what turns a malformed top Via into
+        # an answerable 400 (RFC 4475 badinv01) before matching needs that Via
         validate_for_proxy(req)
         stamp_received(req, peer)
         method = req.method
@@ -314,14 +316,9 @@ class SipCore:
 
     def respond(self, ctx: ServerCtx, status: int, reason: str, *,
                 headers: list[tuple[str, str]] | None = None, to_tag: str | None = None) -> None:
-        tag = to_tag if to_tag is not None else (None if status == 100 else self.local_tag(ctx.request))
+        tag = to_tag if to_tag is not None else (None if status == 100 else local_tag(ctx.request))
         resp = build_response(ctx.request, status, reason, to_tag=tag, headers=headers or [])
         self.respond_with(ctx, resp)
-
-    def local_tag(self, req: Request) -> str | None:
-        if req.to_tag is not None:
-            return None
-        return "vl" + format(hash((req.call_id, req.top_via.branch)) & 0xFFFFFFFFFF, "x")
 
     def respond_with(self, ctx: ServerCtx, resp: Response) -> None:
         self._run_server(ctx, ctx.txn.respond(resp, self.clock.now()))

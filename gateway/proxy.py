@@ -817,9 +817,5 @@ class Proxy:
             via = resp.top_via
         except ParseError:
             return
-        host = via.received or via.host
-        if isinstance(via.rport, int) and via.rport is not True:
-            port = via.rport
-        else:
-            port = via.port or 5060
-        self.core.send(resp.to_bytes(), Peer(via.transport.lower(), host, port))
+        port = via.rport if via.rport is not None and via.rport is not True else via.sent_by[1]
+        self.core.send(resp.to_bytes(), Peer(via.transport.lower(), via.received or via.host, port))

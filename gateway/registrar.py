@@ -20,7 +20,7 @@ from gateway.auth import Authenticator, Verdict
 from gateway.location import Binding, LocationService
 from gateway.sip.errors import ParseError
 from gateway.sip.message import Request, Response
-from gateway.sip.parser import build_response
+from gateway.sip.parser import build_response, local_tag
 from gateway.sip.uri import SipURI
 from gateway.transport import Peer
 from provisioning.directory import DirectorySnapshot, LineEntry
@@ -70,27 +70,27 @@ class Registrar:
         if result.verdict is Verdict.CHALLENGE or result.verdict is Verdict.STALE:
             stale = result.verdict is Verdict.STALE
             headers = [("WWW-Authenticate", c) for c in self.auth.challenges(now, stale=stale)]
-            return build_response(req, 401, "Unauthorized", to_tag=_tag(req), headers=headers)
+            return build_response(req, 401, "Unauthorized", to_tag=local_tag(req), headers=headers)
         if result.verdict is Verdict.BAD_URI:
-            return build_response(req, 400, "Digest uri does not match the Request-URI", to_tag=_tag(req))
+            return build_response(req, 400, "Digest uri does not match the Request-URI", to_tag=local_tag(req))
         if result.verdict is Verdict.FORBIDDEN:
-            return build_response(req, 403, "Forbidden", to_tag=_tag(req))
+            return build_response(req, 403, "Forbidden", to_tag=local_tag(req))
         line = result.line
         assert line is not None
         refusal = refusal_for_line(line, snapshot)
         if refusal is not None:
-            return build_response(req, refusal[0], refusal[1], to_tag=_tag(req))
+            return build_response(req, refusal[0], refusal[1], to_tag=local_tag(req))
         to_uri = req.to.uri
         if not isinstance(to_uri, SipURI) or (to_uri.user_unescaped or "") != line.sip_username:
-            return build_response(req, 403, "Registration for another user refused", to_tag=_tag(req))
+            return build_response(req, 403, "Registration for another user refused", to_tag=local_tag(req))
         holder = self._licence_holder(line, snapshot, now)
         if holder is not None and (req.expires != 0 or req.contacts != "*"):
-            return build_response(req, 403, "Concurrent licence in use by another user (R4)", to_tag=_tag(req))
+            return build_response(req, 403, "Concurrent licence in use by another user (R4)", to_tag=local_tag(req))
         aor = line.sip_username
         try:
             response = self._update_bindings(req, aor, peer, now, wall.isoformat(), line.credential_generation)
         except ParseError as exc:
-            return build_response(req, 400, exc.reason, to_tag=_tag(req))
+            return build_response(req, 400, exc.reason, to_tag=local_tag(req))
         if response is not None:
             return response
         if self.on_fingerprint is not None:
@@ -157,10 +157,10 @@ class Registrar:
         call_id, cseq = req.call_id, req.cseq.seq
         if contacts == "*":
             if header_expires != 0:
-                return build_response(req, 400, "Contact * requires Expires: 0", to_tag=_tag(req))
+                return build_response(req, 400, "Contact * requires Expires: 0", to_tag=local_tag(req))
             for binding in self.location.lookup(aor, now):
                 if binding.call_id == call_id and cseq <= binding.cseq:
-                    return build_response(req, 500, "Out of order CSeq", to_tag=_tag(req))
+                    return build_response(req, 500, "Out of order CSeq", to_tag=local_tag(req))
             self.location.remove_all(aor)
             return None
         existing = {b.contact: b for b in self.location.lookup(aor, now)}
@@ -168,7 +168,7 @@ class Registrar:
         plans: list[tuple[str, int, Binding | None, str, str | None, str | None, float]] = []
         for contact in contacts:
             if not isinstance(contact.uri, SipURI):
-                return build_response(req, 400, "Only sip and sips contacts can be bound", to_tag=_tag(req))
+                return build_response(req, 400, "Only sip and sips contacts can be bound", to_tag=local_tag(req))
             raw_expires = contact.params.get("expires")
             if raw_expires is not None:
                 if not raw_expires.isdigit():
@@ -180,21 +180,21 @@ class Registrar:
                 expires = self.config.default_expires
             if 0 < expires < self.config.min_expires:
                 return build_response(
-                    req, 423, "Interval Too Brief", to_tag=_tag(req),
+                    req, 423, "Interval Too Brief", to_tag=local_tag(req),
                     headers=[("Min-Expires", str(self.config.min_expires))],
                 )
             expires = min(expires, self.config.max_expires)
             uri = str(contact.uri)
             old = existing.get(uri)
             if old is not None and old.call_id == call_id and cseq <= old.cseq:
-                return build_response(req, 500, "Out of order CSeq", to_tag=_tag(req))
+                return build_response(req, 500, "Out of order CSeq", to_tag=local_tag(req))
             q = _q_value(contact.params.get("q"))
             instance = contact.params.get("+sip.instance")
             plans.append((uri, expires, old, contact.raw, instance, contact.params.get("reg-id"), q))
         added = sum(1 for p in plans if p[2] is None and p[1] > 0 and not _same_instance(existing, p[4]))
         if len(existing) + added > self.config.max_contacts:
             return build_response(req, 403, f"Too many contacts (max {self.config.max_contacts})",
-                                  to_tag=_tag(req))
+                                  to_tag=local_tag(req))
         for uri, expires, _old, raw, instance, reg_id, q in plans:
             if expires == 0:
                 self.location.remove(aor, uri)
@@ -211,7 +211,7 @@ class Registrar:
     def _ok(self, req: Request, aor: str, now: float, wall: datetime) -> Response:
         headers = [("Contact", _contact_value(b, now)) for b in self.location.lookup(aor, now)]
         headers.append(("Date", format_datetime(wall, usegmt=True)))
-        return build_response(req, 200, "OK", to_tag=_tag(req), headers=headers)
+        return build_response(req, 200, "OK", to_tag=local_tag(req), headers=headers)
 
 
 def _contact_value(b: Binding, now: float) -> str:
@@ -239,11 +239,3 @@ def _q_value(raw: str | None) -> float:
 
 def _same_instance(existing: dict[str, Binding], instance: str | None) -> bool:
     return instance is not None and any(b.instance == instance for b in existing.values())
-
-
-def _tag(req: Request) -> str | None:
-    """A To tag for the registrar's answers: derived from the branch, so retransmissions agree."""
-    if req.to_tag:
-        return None
-    branch = req.top_via.branch or req.call_id
-    return "r" + format(hash(branch) & 0xFFFFFFFF, "08x")

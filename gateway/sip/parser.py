@@ -41,6 +41,7 @@ __all__ = [
     "MAX_MESSAGE_SIZE",
     "StreamFramer",
     "build_response",
+    "local_tag",
     "parse_message",
     "validate_for_proxy",
 ]
@@ -466,6 +467,14 @@ def build_response(
         out.append([header_key(name), name, value])
     out.append(["content-length", "Content-Length", str(len(body))])
     return Response(status, reason, out, body)
+
+
+def local_tag(req: Request) -> str | None:
+    """The To tag of a server's own answer to ``req`` (None in-dialog): derived from Call-ID and
+    branch, so a retransmitted request that is answered again gets the same tag."""
+    if req.to_tag is not None:
+        return None
+    return "vl" + format(hash((req.call_id, req.top_via.branch)) & 0xFFFFFFFFFF, "x")
 
 
 def _has_tag(req: Request, value: str) -> bool:
