@@ -222,6 +222,8 @@ class SipCore:
         if method == "CANCEL":
             self._on_cancel(req, peer, now)
             return
+        if method == "REGISTER" and self._challenge_statelessly(req, peer, now):
+            return
         txn = txns.new_server(req, peer.reliable, now)
         ctx = ServerCtx(txn, req, reply_peer_for(req, peer))
         txn.context = ctx
@@ -271,6 +273,26 @@ class SipCore:
             self.respond(ctx, 481, "Call/Transaction Does Not Exist")
             return
         self.respond(ctx, 501, "Not Implemented", headers=[("Allow", ALLOW)])
+
+    def _challenge_statelessly(self, req: Request, peer: Peer, now: float) -> bool:
+        """Answer a REGISTER that must be challenged with a 401 and no transaction (like sl's).
+
+        Most REGISTER exchanges start with a request without credentials.  Its
+        401 depends only on the request, so keeping a server transaction for
+        it (Timer J: 32 s of state per challenge) buys nothing: a
+        retransmission is simply challenged again, with a fresh nonce, which
+        a client may answer as well as the first.  Returns False when the
+        request needs the registrar proper (credentials present, or checks
+        that answer otherwise), which then runs inside a transaction.
+        """
+        if req.get("authorization") is not None:
+            return False
+        ruri = req.ruri
+        if ruri.scheme not in ("sip", "sips") or req.get("require"):
+            return False  # the regular path answers 416 / 420 through a transaction
+        resp = self.registrar.challenge(req, now)
+        self.send(resp.to_bytes(), reply_peer_for(req, peer))
+        return True
 
     def _on_cancel(self, req: Request, peer: Peer, now: float) -> None:
         invite = self.txns.find_cancelled(req)
@@ -394,18 +416,35 @@ class SipCore:
 
 
 def stamp_received(req: Request, peer: Peer) -> None:
-    """RFC 3261 §18.2.1 ``received`` and RFC 3581 ``rport`` on the top Via, edited in place."""
+    """RFC 3261 §18.2.1 ``received`` and RFC 3581 ``rport`` on the top Via, edited in place.
+
+    The parsed Via is updated along with the header text, so matching and
+    forwarding read it without parsing the Via a second time.
+    """
     via = req.top_via
+    params = via.params
     needs_received = via.host.strip("[]") != peer.host
-    needs_rport = via.rport is True
-    if not needs_received and not needs_rport:
+    rport_flag = "rport" in params and params["rport"] is None
+    if not needs_received and not rport_flag:
         return
-    value = via.raw
-    if needs_rport:
-        value = _set_via_param(value, "rport", str(peer.port))
-    if needs_received or needs_rport:
-        value = _set_via_param(value, "received", peer.host)
-    req.replace_top_via(value)
+    raw = via.raw
+    port = str(peer.port)
+    if rport_flag:
+        # the usual spelling: a bare ";rport" that no other parameter name extends
+        at = raw.find(";rport")
+        end = at + 6
+        if at >= 0 and (end == len(raw) or raw[end] == ";") and raw.find(";rport", end) < 0:
+            raw = raw[:end] + "=" + port + raw[end:]
+        else:
+            raw = _set_via_param(raw, "rport", port)
+        params["rport"] = port
+    if "received" in params:
+        raw = _set_via_param(raw, "received", peer.host)
+    else:
+        raw = f"{raw};received={peer.host}"
+    params["received"] = peer.host
+    via.raw = raw
+    req.replace_top_via(raw, via)
 
 
 def _set_via_param(via_value: str, name: str, param: str) -> str:

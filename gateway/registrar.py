@@ -62,15 +62,14 @@ class Registrar:
         #: than the snapshot remembers (the composition root queues it for the E911 store)
         self.on_fingerprint: Callable[[dict[str, Any]], None] | None = None
         self._fingerprints: dict[tuple[str, str], NetworkFingerprint] = {}  # parsing addresses costs
+        self._date_cache: tuple[int, str] = (-1, "")
 
     def handle(
         self, req: Request, peer: Peer, snapshot: DirectorySnapshot, now: float, wall: datetime
     ) -> Response:
         result = self.auth.check(req, "authorization", snapshot, now)
         if result.verdict is Verdict.CHALLENGE or result.verdict is Verdict.STALE:
-            stale = result.verdict is Verdict.STALE
-            headers = [("WWW-Authenticate", c) for c in self.auth.challenges(now, stale=stale)]
-            return build_response(req, 401, "Unauthorized", to_tag=local_tag(req), headers=headers)
+            return self.challenge(req, now, stale=result.verdict is Verdict.STALE)
         if result.verdict is Verdict.BAD_URI:
             return build_response(req, 400, "Digest uri does not match the Request-URI", to_tag=local_tag(req))
         if result.verdict is Verdict.FORBIDDEN:
@@ -208,9 +207,22 @@ class Registrar:
             )
         return None
 
+    def challenge(self, req: Request, now: float, *, stale: bool = False) -> Response:
+        """401 with one WWW-Authenticate per offered algorithm (RFC 8760 §2.4)."""
+        headers = [("WWW-Authenticate", c) for c in self.auth.challenges(now, stale=stale)]
+        return build_response(req, 401, "Unauthorized", to_tag=local_tag(req), headers=headers)
+
+    def _date(self, wall: datetime) -> str:
+        """The Date header value (RFC 3261 §20.17), formatted once per second rather than per 200."""
+        second = int(wall.timestamp())
+        cached = self._date_cache
+        if cached[0] != second:
+            cached = self._date_cache = (second, format_datetime(wall.replace(microsecond=0), usegmt=True))
+        return cached[1]
+
     def _ok(self, req: Request, aor: str, now: float, wall: datetime) -> Response:
         headers = [("Contact", _contact_value(b, now)) for b in self.location.lookup(aor, now)]
-        headers.append(("Date", format_datetime(wall, usegmt=True)))
+        headers.append(("Date", self._date(wall)))
         return build_response(req, 200, "OK", to_tag=local_tag(req), headers=headers)
 
 

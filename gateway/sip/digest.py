@@ -442,7 +442,7 @@ class NonceManager:
     (another worker's clock may run slightly ahead).
     """
 
-    __slots__ = ("_floor", "_key", "_lifetime", "_max_entries", "_max_skew", "_random", "_seen")
+    __slots__ = ("_floor", "_key", "_last", "_lifetime", "_max_entries", "_max_skew", "_random", "_seen")
 
     def __init__(
         self,
@@ -467,6 +467,8 @@ class NonceManager:
         # nonce -> (issue time, highest nc accepted); insertion order ~ first use.
         self._seen: dict[str, tuple[float, int]] = {}
         self._floor = float("-inf")
+        # the last nonce whose MAC was checked: check() then check_nc() verify one nonce twice
+        self._last: tuple[str, float | None] = ("", None)
 
     @property
     def lifetime(self) -> float:
@@ -485,6 +487,14 @@ class NonceManager:
 
     def _issued_at(self, nonce: str) -> float | None:
         """Issue time of an intact nonce of ours, else None."""
+        last = self._last
+        if last[0] == nonce:
+            return last[1]
+        issued = self._verify_mac(nonce)
+        self._last = (nonce, issued)
+        return issued
+
+    def _verify_mac(self, nonce: str) -> float | None:
         if len(nonce) != _B64_LEN:
             return None
         try:

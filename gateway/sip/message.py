@@ -202,10 +202,13 @@ class Message:
                 return first
         return None
 
-    def replace_top_via(self, value: str) -> None:
+    def replace_top_via(self, value: str, parsed: Via | None = None) -> None:
         """Replace the first Via value (e.g. to stamp ``received``/``rport``).
 
-        Other values on the same line keep their bytes.
+        Other values on the same line keep their bytes.  ``parsed``, when the
+        caller already holds the new value parsed (the stamping path edits the
+        cached Via in place), becomes the cached ``top_via`` instead of being
+        parsed again on the next read.
         """
         for h in self.headers:
             if h[0] == "via":
@@ -215,6 +218,8 @@ class Message:
                     raise ParseError("Malformed Via header") from None
                 h[2] = f"{value}, {rest}" if rest else value
                 self.touch("via")
+                if parsed is not None:
+                    self._cache["top_via"] = parsed
                 return
         raise ParseError("Missing Via header")
 

@@ -141,7 +141,9 @@ def test_expired_nonce_gets_stale_true(tmp_path: Path) -> None:
     assert parse_challenge(again.get("www-authenticate") or "").stale
 
 
-def test_retransmitted_register_gets_the_same_answer_without_reprocessing(gw: Gateway) -> None:
+def test_a_retransmitted_unauthenticated_register_is_challenged_again_statelessly(gw: Gateway) -> None:
+    """The 401 keeps no transaction (like Kamailio's sl): a retransmission gets a fresh challenge
+    with the same To tag, and an answer to either nonce registers."""
     alice = gw.phone("1001")
     data = request("REGISTER", f"sip:{DOMAIN}", alice, branch="z9hG4bKretx1", call_id="x", cseq=1)
     gw.inject(data, alice.peer)
@@ -149,7 +151,32 @@ def test_retransmitted_register_gets_the_same_answer_without_reprocessing(gw: Ga
     first, second = gw.take(alice.peer)
     assert isinstance(first, Response) and isinstance(second, Response)
     assert first.status == second.status == 401
-    assert first.get("www-authenticate") == second.get("www-authenticate")  # same nonce: resent, not redone
+    assert first.to_tag == second.to_tag is not None
+    assert len(gw.core.txns) == 0  # nothing held for a challenge
+    auth = answer_challenge(first, alice, "REGISTER", f"sip:{DOMAIN}", "www-authenticate")
+    data = request("REGISTER", f"sip:{DOMAIN}", alice, call_id="x", cseq=2,
+                   extra=[f"Authorization: {auth}"])
+    gw.inject(data, alice.peer)
+    assert gw.one(alice.peer).status == 200  # type: ignore[union-attr]
+
+
+def test_a_retransmitted_authenticated_register_gets_the_same_answer_without_reprocessing(gw: Gateway) -> None:
+    """The REGISTER that changes bindings runs in a transaction: its retransmission is answered from
+    it (re-running it would fail the CSeq order check of RFC 3261 §10.3 step 7)."""
+    alice = gw.phone("1001")
+    data = request("REGISTER", f"sip:{DOMAIN}", alice, call_id="y", cseq=1)
+    gw.inject(data, alice.peer)
+    challenge = gw.one(alice.peer)
+    assert isinstance(challenge, Response)
+    auth = answer_challenge(challenge, alice, "REGISTER", f"sip:{DOMAIN}", "www-authenticate")
+    data = request("REGISTER", f"sip:{DOMAIN}", alice, branch="z9hG4bKretx2", call_id="y", cseq=2,
+                   extra=[f"Authorization: {auth}"])
+    gw.inject(data, alice.peer)
+    gw.inject(data, alice.peer)
+    first, second = gw.take(alice.peer)
+    assert isinstance(first, Response) and isinstance(second, Response)
+    assert first.status == second.status == 200
+    assert first.to_bytes() == second.to_bytes()  # resent from the transaction, not redone
 
 
 def test_deactivation_drops_bindings_through_the_change_bus(gw: Gateway) -> None:
