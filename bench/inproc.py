@@ -18,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from gateway.serve import tune_gc
 from gateway.sip.digest import Algorithm
 from tests.gwharness import DOMAIN, Gateway, Phone, answer_challenge, request
 
@@ -60,6 +61,7 @@ def main() -> None:
         gw = Gateway(Path(tmp), algorithms=(Algorithm.MD5,))
         phones = [gw.phone(f"{2000 + i}") for i in range(args.n)]
         register_exchanges(gw, phones, 1)  # warm-up: first bindings, caches
+        tune_gc()  # as `voiplab serve` does once started: start-up heap frozen, rarer gen-0 runs
         prof = cProfile.Profile() if args.profile else None
         if prof:
             prof.enable()
