@@ -24,6 +24,7 @@ class BenchUser:
     name: str  # e.g. u0001: Kamailio's SIP username, voiplab's named user id local part
     password: str  # Kamailio only; voiplab generates its own
     extension: str  # 4+ digits, unique
+    role: str = ""  # "register", "caller", "callee" or "probe" (voiplab packs registrants on desk phones)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,10 +54,11 @@ class Population:
     registrants: tuple[BenchUser, ...]
     callers: tuple[BenchUser, ...]
     callees: tuple[BenchUser, ...]
+    probe: BenchUser  # the latency probe's own line (bench/probe.py), used by nothing else
 
     @property
     def everyone(self) -> tuple[BenchUser, ...]:
-        return self.registrants + self.callers + self.callees
+        return self.registrants + self.callers + self.callees + (self.probe,)
 
 
 def make_population(registrants: int, call_pairs: int, seed: int = 5060) -> Population:
@@ -66,15 +68,23 @@ def make_population(registrants: int, call_pairs: int, seed: int = 5060) -> Popu
     rng = random.Random(seed)
     alphabet = string.ascii_letters + string.digits
 
+    def role(i: int) -> str:
+        if i <= registrants:
+            return "register"
+        if i <= registrants + call_pairs:
+            return "caller"
+        return "callee" if i <= registrants + 2 * call_pairs else "probe"
+
     def user(i: int) -> BenchUser:
         pw = "".join(rng.choice(alphabet) for _ in range(16))
-        return BenchUser(name=f"u{i:05d}", password=pw, extension=str(20000 + i))
+        return BenchUser(name=f"u{i:05d}", password=pw, extension=str(20000 + i), role=role(i))
 
-    users = [user(i) for i in range(1, registrants + 2 * call_pairs + 1)]
+    users = [user(i) for i in range(1, registrants + 2 * call_pairs + 2)]
     return Population(
         registrants=tuple(users[:registrants]),
         callers=tuple(users[registrants:registrants + call_pairs]),
-        callees=tuple(users[registrants + call_pairs:]),
+        callees=tuple(users[registrants + call_pairs:registrants + 2 * call_pairs]),
+        probe=users[-1],
     )
 
 
@@ -87,9 +97,10 @@ def _write(path: Path, lines: Sequence[str]) -> Path:
     return path
 
 
-def write_register_csv(path: Path, accounts: Sequence[SipAccount], domain: str) -> Path:
-    """bench/sipp/register.xml: user;domain;[authentication]"""
-    return _write(path, [f"{a.username};{domain};{_auth(a)}" for a in accounts])
+def write_register_csv(path: Path, accounts: Sequence[SipAccount], domain: str,
+                       expires: int = 120) -> Path:
+    """bench/sipp/register.xml: user;domain;[authentication];expires"""
+    return _write(path, [f"{a.username};{domain};{_auth(a)};{expires}" for a in accounts])
 
 
 def write_callee_csv(path: Path, callees: Sequence[SipAccount], domain: str,

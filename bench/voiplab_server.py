@@ -1,9 +1,10 @@
 """voiplab as a server under test: `voiplab serve` as a child process, provisioned over HTTP.
 
 Provisioning goes through the public API only (what an ops script would do):
-account -> one location -> per bench user: user, softphone device with one line,
-device location, activate. The API returns each line's generated SIP username and
-password once; those are what SIPp uses. Field names are fitted to the live
+account -> one location -> one user per bench user -> all devices in one bulk import
+(`POST /accounts/{id}/devices:bulk`; the registering users' lines 16 to a Yealink T54W,
+everyone else a softphone) -> per device: location, activate. The bulk import returns each
+line's generated SIP username and password once; those are what SIPp uses. Field names are fitted to the live
 /openapi.json, so a renamed optional civic field does not break the bench; a missing
 path or a rejected request stops the voiplab run with the server's answer.
 """
@@ -33,6 +34,13 @@ REQUIRED_PATHS = (
     f"{API}/devices/{{device_id}}/location",
     f"{API}/devices/{{device_id}}/activate",
 )
+BULK_PATH = f"{API}/accounts/{{account_id}}/devices:bulk"
+# The registering users' lines sit on multi-line desk phones (Yealink T54W: 16 SIP
+# accounts), so 10,000 users need 625 devices and as many location/activate calls;
+# callers, callees and the latency probe keep a softphone each.
+PHONE_PROFILE = "yealink-t54w"
+PHONE_OUI = "001565"
+PHONE_MAX_LINES = 16
 # The R27 flood guard counts call attempts per calling line and per dialled number (default
 # 60 per 10 s). The bench funnels thousands of calls per second through a few dozen lines and,
 # in the default --digest-uri mode, one callee per SIPp process: traffic the guard exists to
@@ -118,13 +126,33 @@ def fit_to_schema(payload: dict[str, Any], properties: set[str] | None) -> dict[
     return {by_lower[k.lower()]: v for k, v in payload.items() if k.lower() in by_lower}
 
 
+def device_batch(users: Sequence[tuple[int, BenchUser]], lines_per_phone: int) -> list[dict[str, Any]]:
+    """Bulk-import rows: registering users (role "register") packed `lines_per_phone` to a
+    desk phone, everyone else on a softphone of their own; unique MACs by construction."""
+    if not 1 <= lines_per_phone <= PHONE_MAX_LINES:
+        raise ValueError(f"lines per phone must be 1..{PHONE_MAX_LINES}")
+    packed = [uid for uid, u in users if u.role == "register"]
+    devices: list[dict[str, Any]] = []
+    for n, start in enumerate(range(0, len(packed), lines_per_phone)):
+        ids = packed[start:start + lines_per_phone]
+        devices.append({"hardware_profile": PHONE_PROFILE, "name": f"bench phone {n}",
+                        "mac": f"{PHONE_OUI}{n:06x}", "lines": [{"user_id": i} for i in ids]})
+    for uid, u in users:
+        if u.role != "register":
+            devices.append({"hardware_profile": "softphone-desktop", "name": f"bench {u.name}",
+                            "lines": [{"user_id": uid}]})
+    return devices
+
+
 class VoiplabServer:
     name = "voiplab"
 
     def __init__(self, workdir: Path, sip_host: str, sip_port: int, api_port: int, domain: str,
                  binary: Path, extra_args: Sequence[str] = (),
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, lines_per_phone: int = PHONE_MAX_LINES) -> None:
         self.workdir = workdir
+        self.lines_per_phone = lines_per_phone
+        self.provisioned = ""
         self.sip_host = sip_host
         self.sip_port = sip_port
         self.api_port = api_port
@@ -203,12 +231,13 @@ class VoiplabServer:
             raise
 
     def _provision(self, users: Sequence[BenchUser]) -> dict[str, SipAccount]:
-        api = Api(self.sip_host, self.api_port, self.token)
+        t0 = time.monotonic()
+        api = Api(self.sip_host, self.api_port, self.token, timeout=600.0)
         try:
             status, openapi = api.call("GET", "/openapi.json", auth=False)
             if status != 200 or not isinstance(openapi, dict):
                 raise ServerError(f"GET /openapi.json -> {status}")
-            missing = [p for p in REQUIRED_PATHS if p not in openapi.get("paths", {})]
+            missing = [p for p in (*REQUIRED_PATHS, BULK_PATH) if p not in openapi.get("paths", {})]
             if missing:
                 raise ServerError("provisioning API lacks " + ", ".join(missing))
             props = {p: _request_properties(openapi, p) for p in REQUIRED_PATHS}
@@ -224,28 +253,41 @@ class VoiplabServer:
             location = post(f"{API}/accounts/{{account_id}}/locations", dict(LOCATION),
                             account_id=account_id)
             location_id = int(location["id"])
-            accounts: dict[str, SipAccount] = {}
+            # One user per bench user (the API has no bulk form for users: ~5 ms each) ...
+            user_ids: dict[int, BenchUser] = {}
             for u in users:
                 user = post(f"{API}/accounts/{{account_id}}/users", {
                     "named_user_id": f"{u.name}@{self.domain}",
                     "display_name": f"Bench {u.name}",
                     "extension": u.extension,
                 }, account_id=account_id)
-                device = post(f"{API}/accounts/{{account_id}}/devices", {
-                    "hardware_profile": "softphone-desktop",
-                    "name": f"bench {u.name}",
-                    "lines": [{"user_id": int(user["id"])}],
-                }, account_id=account_id)
-                line = device["lines"][0]
+                user_ids[int(user["id"])] = u
+            # ... then every device with its lines in one bulk import, which returns each
+            # line's generated SIP username and password (shown once, as on single creation).
+            devices = device_batch(list(user_ids.items()), self.lines_per_phone)
+            created = api.ok("POST", BULK_PATH.format(account_id=account_id),
+                             {"devices": devices, "all_or_nothing": True})
+            if int(created.get("created", 0)) != len(devices):
+                raise ServerError(f"bulk import created {created.get('created')} of {len(devices)} "
+                                  f"devices: {str(created.get('errors'))[:1500]}")
+            accounts: dict[str, SipAccount] = {}
+            for device in created["devices"]:
+                # a device is activated only once its emergency location is known (R12)
                 post(f"{API}/devices/{{device_id}}/location", {"location_id": location_id},
                      device_id=int(device["id"]))
                 post(f"{API}/devices/{{device_id}}/activate", None, device_id=int(device["id"]))
-                accounts[u.name] = SipAccount(username=str(line["sip_username"]),
-                                              password=str(line["sip_password"]),
-                                              dial=u.extension)
-                domain = line.get("sip_domain")
-                if domain and domain != self.domain:
-                    raise ServerError(f"line sip_domain {domain!r} differs from --domain {self.domain!r}")
+                for line in device["lines"]:
+                    u = user_ids[int(line["user_id"])]
+                    accounts[u.name] = SipAccount(username=str(line["sip_username"]),
+                                                  password=str(line["sip_password"]),
+                                                  dial=u.extension)
+            lost = [u.name for u in users if u.name not in accounts]
+            if lost:
+                raise ServerError(f"no line came back for {len(lost)} users, e.g. {lost[:3]}")
+            self.provisioned = (f"{len(users)} users, {len(devices)} devices "
+                                f"({sum(1 for d in devices if d.get('mac'))} {PHONE_PROFILE} with up to "
+                                f"{self.lines_per_phone} lines for the registering users, softphones "
+                                f"for the others) in {time.monotonic() - t0:.0f} s")
             return accounts
         finally:
             api.close()
@@ -270,7 +312,8 @@ class VoiplabServer:
             details={"command": " ".join(self.command()).replace(str(self.workdir), "<tmp>")
                      .replace(str(Path.cwd()) + "/", ""),
                      "environment": " ".join(f"{k}={v}" for k, v in sorted(self.env.items())),
-                     "processes": "1 (asyncio, uvloop)"},
+                     "processes": "1 (asyncio, uvloop)",
+                     "provisioning": self.provisioned},
         )
 
     def log_tail(self, lines: int = 30) -> str:

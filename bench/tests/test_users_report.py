@@ -20,9 +20,24 @@ def test_population_roles_are_disjoint_and_deterministic() -> None:
     a, b = make_population(10, 4), make_population(10, 4)
     assert a == b
     names = [u.name for u in a.everyone]
-    assert len(names) == len(set(names)) == 18
-    assert len({u.extension for u in a.everyone}) == 18
+    assert len(names) == len(set(names)) == 19  # 10 + 2 x 4 + the probe's own user
+    assert len({u.extension for u in a.everyone}) == 19
     assert not {u.name for u in a.registrants} & {u.name for u in a.callers + a.callees}
+    assert a.probe not in a.registrants + a.callers + a.callees
+    assert {u.role for u in a.registrants} == {"register"} and a.probe.role == "probe"
+    assert {u.role for u in a.callers} == {"caller"} and {u.role for u in a.callees} == {"callee"}
+
+
+def test_ten_thousand_registrants_get_distinct_names_and_a_csv_line_each(tmp_path: Path) -> None:
+    pop = make_population(10_000, 50)
+    assert len(pop.registrants) == 10_000
+    assert len({u.name for u in pop.everyone}) == len({u.extension for u in pop.everyone}) == 10_101
+    accs = [SipAccount(u.name, u.password, u.extension) for u in pop.registrants]
+    lines = write_register_csv(tmp_path / "r.csv", accs, "bench.test",
+                               expires=3600).read_text().splitlines()
+    assert len(lines) == 10_001 and lines[0] == "SEQUENTIAL"
+    assert len({line.split(";", 1)[0] for line in lines[1:]}) == 10_000
+    assert all(line.endswith(";3600") for line in lines[1:])
 
 
 @pytest.mark.parametrize("bad", ["pa ss", "pa;ss", "pa]ss", "", "pässword"])
@@ -35,7 +50,7 @@ def test_csv_files_have_one_sequential_line_per_account(tmp_path: Path) -> None:
     accs = [SipAccount(f"u{i}", f"pw{i}", f"20{i}") for i in range(4)]
     reg = write_register_csv(tmp_path / "r.csv", accs, "bench.test").read_text().splitlines()
     assert reg[0] == "SEQUENTIAL"
-    assert reg[1] == "u0;bench.test;[authentication username=u0 password=pw0]"
+    assert reg[1] == "u0;bench.test;[authentication username=u0 password=pw0];120"
     callee = write_callee_csv(tmp_path / "c.csv", accs, "bench.test",
                               ["127.0.0.1:1", "127.0.0.1:2"]).read_text().splitlines()
     assert [line.rsplit(";", 1)[1] for line in callee[1:]] == ["127.0.0.1:1", "127.0.0.1:2"] * 2
