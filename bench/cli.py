@@ -1,7 +1,9 @@
 """`python -m bench [--quick | --full] [...]`: measure voiplab and Kamailio side by side.
 
 Order of work: check SIPp, raise socket limits, then for each server: start it with the
-bench users, REGISTER ladder, register the callees, call ladder, stop it. At the end:
+bench users, REGISTER ladder, register the callees, call ladder, register every user,
+mixed ladder (calls with REGISTER refreshes alongside), each ladder followed by one step at
+half its best rate with the latency probe (bench/probe.py), stop it. At the end:
 JSON into bench/results/ and the generated block of docs/benchmarks.md.
 """
 
@@ -52,9 +54,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     mode.add_argument("--full", action="store_true", help="10 s steps, three refinements")
     p.add_argument("--servers", default="kamailio,voiplab",
                    help="comma list of kamailio, voiplab (default both)")
-    p.add_argument("--scenarios", default="register,call", help="comma list of register, call")
+    p.add_argument("--scenarios", default="register,call,mixed",
+                   help="comma list of register, call, mixed (default all three)")
     p.add_argument("--step-seconds", type=float, help="override the mode's step length")
-    p.add_argument("--registrants", type=int, default=100, help="users in the REGISTER run")
+    p.add_argument("--registrants", type=int, default=10_000,
+                   help="distinct users in the REGISTER and mixed runs (default 10000)")
     p.add_argument("--call-pairs", type=int, default=50, help="caller/callee pairs in the call run")
     p.add_argument("--sipp-procs", type=int, default=1,
                    help="SIPp client processes sharing each step's rate (default 1)")
@@ -66,6 +70,16 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                         "only servers that do not check uri= accept")
     p.add_argument("--register-start", type=int, default=500, help="first REGISTER rate")
     p.add_argument("--call-start", type=int, default=100, help="first call rate")
+    p.add_argument("--mixed-start", type=int, help="first call rate of the mixed run "
+                   "(default: --call-start)")
+    p.add_argument("--mixed-register-ratio", type=float, default=4.0,
+                   help="mixed run: REGISTER exchanges per second for each call/s (default 4)")
+    p.add_argument("--no-half-load", action="store_true",
+                   help="skip the step at half the best rate with the latency probe")
+    p.add_argument("--probe-interval-ms", type=float, default=20.0,
+                   help="latency probe: one REGISTER exchange every N ms (default 20)")
+    p.add_argument("--lines-per-phone", type=int, default=16,
+                   help="voiplab: registering users' lines per Yealink T54W (1..16, default 16)")
     p.add_argument("--kamailio-workers", type=int, default=2, help="Kamailio UDP workers (-n)")
     p.add_argument("--voiplab", type=Path, default=ROOT / ".venv" / "bin" / "voiplab",
                    help="voiplab executable")
@@ -85,10 +99,14 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         if s not in ("kamailio", "voiplab"):
             p.error(f"unknown server {s!r}")
     for s in args.scenarios:
-        if s not in ("register", "call"):
+        if s not in ("register", "call", "mixed"):
             p.error(f"unknown scenario {s!r}")
     if min(args.registrants, args.call_pairs, args.sipp_procs, args.uas_procs) < 1:
         p.error("counts must be at least 1")
+    if not 1 <= args.lines_per_phone <= 16:
+        p.error("--lines-per-phone must be 1..16")
+    if args.mixed_register_ratio < 0 or args.probe_interval_ms <= 0:
+        p.error("--mixed-register-ratio must be >= 0 and --probe-interval-ms > 0")
     args.mode = "quick" if args.quick else "full" if args.full else "default"
     env: dict[str, str] = {}
     for item in args.voiplab_env:
@@ -110,7 +128,8 @@ def make_server(name: str, args: argparse.Namespace, workdir: Path) -> BenchServ
         return KamailioServer(workdir, host, free_port(host), DOMAIN,
                               children=args.kamailio_workers)
     return VoiplabServer(workdir, host, free_port(host), free_port(host), DOMAIN,
-                         binary=args.voiplab, extra_args=args.voiplab_arg, env=args.voiplab_env)
+                         binary=args.voiplab, extra_args=args.voiplab_arg, env=args.voiplab_env,
+                         lines_per_phone=args.lines_per_phone)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -126,6 +145,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         register=Ladder(start=args.register_start, ceiling=128_000, refine=refine),
         call=Ladder(start=args.call_start, ceiling=32_000, refine=refine),
         sipp_procs=args.sipp_procs, uas_procs=args.uas_procs, digest_uri=args.digest_uri,
+        mixed=Ladder(start=args.mixed_start or args.call_start, ceiling=32_000, refine=refine),
+        mixed_register_ratio=args.mixed_register_ratio, half_load=not args.no_half_load,
+        probe_interval_ms=args.probe_interval_ms,
     )
     opts = SippOptions()
     population = make_population(args.registrants, args.call_pairs)
@@ -140,11 +162,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "plan": {"step_s": step_s, "refine": refine, "sipp_procs": args.sipp_procs,
                  "uas_procs": args.uas_procs, "digest_uri": args.digest_uri,
                  "register_start": args.register_start,
-                 "call_start": args.call_start},
-        "users": {"registrants": args.registrants, "call_pairs": args.call_pairs},
+                 "call_start": args.call_start, "mixed_start": args.mixed_start or args.call_start,
+                 "mixed_register_ratio": args.mixed_register_ratio,
+                 "half_load": not args.no_half_load, "probe_interval_ms": args.probe_interval_ms,
+                 "half_load_min_s": plan.half_load_min_s},
+        "users": {"registrants": args.registrants, "call_pairs": args.call_pairs, "probe": 1,
+                  "lines_per_phone": args.lines_per_phone},
         "scenarios": args.scenarios, "servers": {}, "ratios": {},
         "criteria": "every call successful; no failed call, unexpected message or retransmission "
-                    "at clients or UAS; achieved >= 90% of the asked rate",
+                    "at clients or UAS; achieved >= 90% of the asked rate (mixed: for the calls "
+                    "and for the REGISTERs)",
     }
     say(f"bench: {args.mode} mode, steps of {step_s:g} s, work dir {workroot}")
     notes: list[str] = []
@@ -176,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         [u.name for u in population.registrants],
                         [u.name for u in population.callers],
                         [u.name for u in population.callees],
-                        workdir / "runs", plan, opts, say)
+                        workdir / "runs", plan, opts, say, probe=population.probe.name)
                     results = sb.run(args.scenarios)
                     entry["results"] = {k: v.to_json() for k, v in results.items()}
                     if not server.alive():
