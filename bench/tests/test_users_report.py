@@ -38,9 +38,10 @@ def test_ten_thousand_registrants_get_distinct_names_and_a_csv_line_each(tmp_pat
     assert len(lines) == 10_001 and lines[0] == "SEQUENTIAL"
     assert len({line.split(";", 1)[0] for line in lines[1:]}) == 10_000
     assert all(line.endswith(";3600") for line in lines[1:])
+    assert not [u.name for u in pop.everyone if u.password[:2].lower() == "0x"]
 
 
-@pytest.mark.parametrize("bad", ["pa ss", "pa;ss", "pa]ss", "", "pässword"])
+@pytest.mark.parametrize("bad", ["pa ss", "pa;ss", "pa]ss", "", "pässword", "0xsygy1yqVjI3NBn", "0Xab"])
 def test_credentials_sipp_cannot_carry_are_refused(bad: str) -> None:
     with pytest.raises(ValueError, match="password"):
         SipAccount(username="u1", password=bad, dial="u1")
