@@ -35,6 +35,8 @@ def serve(
     digest: Annotated[str | None, typer.Option(help="Digest algorithms offered, in order, e.g. 'SHA-256,MD5'")] = None,
     demo: Annotated[bool, typer.Option("--demo", help="Create a demo account with two softphones and print their settings")] = False,
     log_level: Annotated[str | None, typer.Option(help="DEBUG, INFO, WARNING")] = None,
+    registrar_workers: Annotated[int | None, typer.Option(
+        "--registrar-workers", help="Extra processes handling UDP REGISTER (0: all in one process)")] = None,
 ) -> None:
     """Run the SIP gateway and the provisioning API in one asyncio loop."""
     from gateway.serve import run
@@ -42,7 +44,7 @@ def serve(
     overrides: dict[str, Any] = {
         "sip": sip or None, "api": api, "db": db, "domain": domain, "time_scale": time_scale,
         "data_dir": data_dir, "tls_port": tls_port, "tls_cert": tls_cert, "tls_key": tls_key,
-        "advertise": advertise, "log_level": log_level,
+        "advertise": advertise, "log_level": log_level, "registrar_workers": registrar_workers,
         "digest_algorithms": [d.strip() for d in digest.split(",")] if digest else None,
     }
     settings = Settings(**{k: v for k, v in overrides.items() if v is not None})

@@ -37,6 +37,7 @@ class GatewayLiveView:
                 "instance": b.instance,
                 "user_agent": b.user_agent,
                 "registered_at": b.wall_registered_at,
+                "registrar": b.extra.get("registrar", "main"),  # which process took the REGISTER
             })
         return out
 

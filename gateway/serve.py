@@ -37,10 +37,13 @@ from gateway.policy import FloodGuard
 from gateway.proxy import Proxy
 from gateway.psap.log import PsapLog
 from gateway.registrar import Registrar, RegistrarConfig
+from gateway.regworkers import RegistrarWorkers
+from gateway.replication import ReplicatedLocation
+from gateway.reuseport import steer_to_first
 from gateway.settings import Settings
 from gateway.sip.digest import Algorithm, NonceManager
 from gateway.tls import ensure_self_signed, server_context
-from gateway.transport import Transports
+from gateway.transport import Peer, Transports
 from provisioning.api import ProvisioningContext, create_app
 from provisioning.cdrs import CdrStore
 from provisioning.db import init_db, make_engine
@@ -76,6 +79,7 @@ class Running:
     http_task: asyncio.Task[None]
     peers: BuiltinPeers
     notifier: Notifier
+    workers: RegistrarWorkers | None = None
 
 
 def _algorithms(names: list[str]) -> tuple[Algorithm, ...]:
@@ -135,11 +139,14 @@ async def start(settings: Settings, *, announce: Callable[[str], None] = print) 
     sip_addrs = settings.sip_addresses()
     identity = make_identity(settings, sip_addrs)
     advertise = identity.advertise
-    location = LocationService()
+    workers_wanted = settings.registrar_workers
+    # with registrar workers every process holds a replica of the bindings (gateway/replication.py)
+    location = ReplicatedLocation(protocol_view(clock).now) if workers_wanted else LocationService()
     plans = load_plans()
     guard = FloodGuard(window=settings.flood_window, max_per_source=settings.flood_per_line,
                        max_per_callee=settings.flood_per_callee, ban_seconds=settings.flood_ban_seconds)
-    nonces = NonceManager(secrets.token_bytes(32), settings.nonce_lifetime)
+    nonce_secret = secrets.token_bytes(32)  # shared with registrar workers: a nonce is valid in any process
+    nonces = NonceManager(nonce_secret, settings.nonce_lifetime)
     auth = Authenticator(settings.domain, nonces, _algorithms(settings.digest_algorithms))
     registrar = Registrar(RegistrarConfig(min_expires=settings.min_expires, max_contacts=settings.max_contacts),
                           location, auth)
@@ -163,20 +170,34 @@ async def start(settings: Settings, *, announce: Callable[[str], None] = print) 
     routes = peers.routes()
 
     core_ref: list[SipCore] = []
-    transports = Transports(loop, lambda data, peer: core_ref[0].on_message(data, peer), protocol_view(clock))
+    dispatch: list[Callable[[bytes, Peer], None]] = []  # the core's on_message, or the workers' dispatcher
+    transports = Transports(loop, lambda data, peer: dispatch[0](data, peer), protocol_view(clock))
     core = SipCore(identity=identity, clock=clock, directory=directory, registrar=registrar,
                    location=location, calls=calls, send=transports.send,
                    proxy_factory=lambda c: Proxy(c, auth, plans=plans, guard=guard, routes=routes),
                    limits=Limits(max_call=settings.dialog_timeout))
     core_ref.append(core)
+    dispatch.append(core.on_message)
     core.proxy.on_emergency = EmergencyOutbox(directory, writers["emergency"], notifier).on_emergency
     registrar.on_fingerprint = writers["fingerprints"].submit
     transports.on_stream_error = core.answer_parse_error
 
+    sip_bound: list[tuple[str, int]] = []
     for host, port in sip_addrs:
-        bound = await transports.listen_udp_tcp(host, port)
+        bound = await transports.listen_udp_tcp(host, port, reuse_port=bool(workers_wanted))
+        sip_bound.append((host, bound))
         identity.ports.setdefault("udp", bound)
         identity.ports.setdefault("tcp", bound)
+        udp_sock = transports.udp_socket(host)
+        if workers_wanted and udp_sock is not None:
+            steer_to_first(udp_sock)
+    workers: RegistrarWorkers | None = None
+    if workers_wanted:
+        assert isinstance(location, ReplicatedLocation)
+        workers = RegistrarWorkers(settings, nonce_secret, location, core.on_message, writers["fingerprints"].submit)
+        await workers.start(workers_wanted, sip_bound)
+        dispatch[0] = workers.dispatch
+        bus.subscribe(workers.broadcast_change)
     if settings.tls:
         if settings.tls_cert and settings.tls_key:
             cert, key = settings.tls_cert, settings.tls_key
@@ -216,7 +237,7 @@ async def start(settings: Settings, *, announce: Callable[[str], None] = print) 
 
     tune_gc()
     running = Running(core, transports, bound_api, dict(identity.ports), token, writers, http, http_task,
-                      peers, notifier)
+                      peers, notifier, workers)
     listening = ", ".join(f"{p}:{h}:{port}" for p, h, port in transports.listening)
     announce(f"voiplab ready: SIP {listening} | API http://{api_host}:{bound_api} | domain {settings.domain}"
              f" | time-scale {settings.time_scale}")
@@ -268,6 +289,8 @@ async def stop(running: Running) -> None:
     running.http.should_exit = True
     with contextlib.suppress(Exception):
         await asyncio.wait_for(running.http_task, 10)
+    if running.workers is not None:
+        await running.workers.stop()
     await running.transports.close()
     await running.peers.close()
     running.core.close()

@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     demo: bool = False
     node: str = "gw1"
     log_level: str = "INFO"
+    registrar_workers: int = Field(default=0, ge=0, le=64,
+                                   description="extra processes that handle UDP REGISTER (gateway/regworkers.py)")
 
     @field_validator("time_scale")
     @classmethod

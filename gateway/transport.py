@@ -166,19 +166,32 @@ class Transports:
         self.on_stream_error: Callable[[ParseError, Peer], None] | None = None
 
     # -- listening -----------------------------------------------------------------
-    async def listen_udp_tcp(self, host: str, port: int) -> int:
-        """Bind UDP and TCP on the same address and port; returns the port (useful when 0)."""
+    async def listen_udp(self, host: str, port: int, *, reuse_port: bool = False) -> int:
+        """Bind UDP; ``reuse_port`` joins a SO_REUSEPORT group (registrar workers share the port)."""
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         udp_transport, _ = await self.loop.create_datagram_endpoint(
-            lambda: _UdpProtocol(self.on_message), local_addr=(host, port), family=family
+            lambda: _UdpProtocol(self.on_message), local_addr=(host, port), family=family,
+            reuse_port=reuse_port or None,
         )
         bound_port: int = udp_transport.get_extra_info("sockname")[1]
         self._udp[family] = udp_transport
+        self.listening.append(("udp", host, bound_port))
+        return bound_port
+
+    def udp_socket(self, host: str) -> socket.socket | None:
+        """The bound UDP socket of ``host``'s address family (for socket options)."""
+        udp = self._udp.get(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        return udp.get_extra_info("socket") if udp is not None else None
+
+    async def listen_udp_tcp(self, host: str, port: int, *, reuse_port: bool = False) -> int:
+        """Bind UDP and TCP on the same address and port; returns the port (useful when 0)."""
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        bound_port = await self.listen_udp(host, port, reuse_port=reuse_port)
         server = await self.loop.create_server(
             lambda: _StreamProtocol(self, "tcp"), host, bound_port, family=family, reuse_address=True
         )
         self._servers.append(server)
-        self.listening += [("udp", host, bound_port), ("tcp", host, bound_port)]
+        self.listening.append(("tcp", host, bound_port))
         return bound_port
 
     async def listen_tls(self, host: str, port: int, context: ssl.SSLContext) -> int:
