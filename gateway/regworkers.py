@@ -99,6 +99,7 @@ class RegistrarWorkers:
         self.workers: list[Worker] = []
         self.dispatched = 0
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping = False
         location.on_op = self._broadcast_op
 
     async def start(self, count: int, sip_bound: list[tuple[str, int]], timeout: float = 60.0) -> None:
@@ -117,7 +118,7 @@ class RegistrarWorkers:
 
             def on_lost(i: int = index) -> None:
                 w = self.workers[i - 1]
-                if w.ready:
+                if w.ready and not self._stopping:
                     log.error("registrar worker %d (pid %d) is gone; its REGISTERs are handled here",
                               i, w.process.pid)
                 w.ready = False
@@ -184,6 +185,7 @@ class RegistrarWorkers:
         return [{"index": w.index, "pid": w.process.pid, "ready": w.ready, **w.stats} for w in self.workers]
 
     async def stop(self) -> None:
+        self._stopping = True
         for worker in self.workers:
             if worker.channel.transport is not None:
                 worker.channel.transport.close()
