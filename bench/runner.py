@@ -540,6 +540,9 @@ class ServerBench:
                                + (f"\n{step.errors[:1500]}" if step.errors else ""))
             verdict = "ok" if step.passed else "FAIL: " + "; ".join(step.reasons)
             p = f"p50 {step.p50_ms} ms p99 {step.p99_ms} ms" if step.p50_ms is not None else "no rtt"
+            if step.register_rate:
+                p += (f"; + {step.register_rate} REGISTER/s achieved {step.register_achieved_rate:.0f}/s"
+                      f" p50 {step.register_p50_ms} ms p99 {step.register_p99_ms} ms")
             self.say(f"  {self.server.name} {scenario:8s} {rate:>6}/s  achieved {step.achieved_rate:>8.0f}/s"
                      f"  CPU server {step.server_cpu_pct:5.1f}% SIPp {step.sipp_cpu_pct:5.1f}%"
                      f" other {step.background_cpu_pct:5.1f}%  {p}  {verdict}")
