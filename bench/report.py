@@ -151,7 +151,7 @@ def half_load_cell(scen: dict[str, Any] | None) -> str:
     verdict = "" if step.get("passed", True) else " (the step itself FAILED: " + "; ".join(step.get("reasons", [])) + ")"
     return (f"**p99 {p99:.2f} ms** at {_fmt_rate(half['rate'])} {UNITS.get(scen.get('scenario', ''), '/s')}"
             f"{verdict}<br>p50 {ex['p50_ms']:.2f}, p90 {ex['p90_ms']:.2f}, max {ex['max_ms']:.2f} ms "
-            f"(n {ex['n']}{lost}){idle_txt}")
+            f"(n {ex['n']}{lost}), other CPU {step.get('background_cpu_pct', 0):.0f} %{idle_txt}")
 
 
 def _rate_asked(step: dict[str, Any]) -> str:
