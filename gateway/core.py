@@ -342,6 +342,19 @@ class SipCore:
         resp = build_response(ctx.request, status, reason, to_tag=tag, headers=headers or [])
         self.respond_with(ctx, resp)
 
+    def respond_statelessly(self, ctx: ServerCtx, status: int, reason: str, *,
+                            headers: list[tuple[str, str]] | None = None) -> None:
+        """A final answer that keeps no transaction (a digest challenge, like Kamailio's sl).
+
+        The answer depends only on the request, so a retransmission is simply
+        answered again (same To tag, fresh nonce), and the ACK of a non-2xx
+        answer, finding no transaction and no Route of ours, is absorbed by the
+        proxy's ACK path.  Nothing waits on Timer G/H/I or J for it.
+        """
+        resp = build_response(ctx.request, status, reason, to_tag=local_tag(ctx.request), headers=headers or [])
+        self.send(resp.to_bytes(), ctx.reply_peer)
+        self.abandon(ctx)
+
     def respond_with(self, ctx: ServerCtx, resp: Response) -> None:
         self._run_server(ctx, ctx.txn.respond(resp, self.clock.now()))
 

@@ -170,8 +170,8 @@ class Proxy:
         result = self.auth.check(req, "proxy-authorization", snapshot, now)
         if result.verdict is Verdict.CHALLENGE or result.verdict is Verdict.STALE:
             stale = result.verdict is Verdict.STALE
-            core.respond(ctx, 407, "Proxy Authentication Required",
-                         headers=[("Proxy-Authenticate", c) for c in self.auth.challenges(now, stale)])
+            core.respond_statelessly(ctx, 407, "Proxy Authentication Required",
+                                     headers=[("Proxy-Authenticate", c) for c in self.auth.challenges(now, stale)])
             return
         if result.verdict is Verdict.BAD_URI:
             core.respond(ctx, 400, "Digest uri does not match the Request-URI")

@@ -28,7 +28,7 @@ def invite(gw: Gateway, caller: Phone, target: str, call_id: str, *, extra: list
     assert isinstance(challenge, Response) and challenge.status == 407
     gw.inject(request("ACK", uri, caller, to=to, call_id=call_id, cseq=1, branch="z9hG4bKinv1" + call_id,
                       to_tag=challenge.to_tag), caller.peer)
-    assert gw.take(caller.peer) == []  # the ACK for the 407 is absorbed by the transaction
+    assert gw.take() == []  # the ACK for the (stateless) 407 goes nowhere: no Route of ours, absorbed
     auth = answer_challenge(challenge, caller, "INVITE", uri, "proxy-authenticate")
     gw.inject(request("INVITE", uri, caller, to=to, call_id=call_id, cseq=2, body=SDP,
                       branch="z9hG4bKinv2" + call_id, extra=[*(extra or []), f"Proxy-Authorization: {auth}"]),
@@ -52,6 +52,25 @@ def reply(gw: Gateway, req: Request, phone: Phone, status: int, reason: str, *, 
               f"CSeq: {req.cseq.seq} {req.cseq.method}", f"Contact: <{phone.contact}>",
               f"Content-Length: {len(body)}", "", body]
     gw.inject("\r\n".join(lines), phone.peer)
+
+
+def test_the_407_challenge_keeps_no_transaction_and_its_retransmission_is_challenged_again(gw: Gateway) -> None:
+    alice, bob = gw.phone("1001"), gw.phone("1002")
+    assert register(gw, bob).status == 200
+    held = len(gw.core.txns)  # bob's REGISTER transaction (Timer J)
+    uri = f"sip:1002@{DOMAIN}"
+    data = request("INVITE", uri, alice, to=f"<{uri}>", call_id="ch1", cseq=1, body=SDP, branch="z9hG4bKch1")
+    gw.inject(data, alice.peer)
+    gw.inject(data, alice.peer)  # a retransmission (the first 407 was lost)
+    first, second = gw.take(alice.peer)
+    assert isinstance(first, Response) and isinstance(second, Response)
+    assert first.status == second.status == 407 and first.to_tag == second.to_tag
+    assert len(gw.core.txns) == held
+    gw.inject(request("ACK", uri, alice, to=f"<{uri}>", call_id="ch1", cseq=1, branch="z9hG4bKch1",
+                      to_tag=first.to_tag), alice.peer)
+    assert gw.take() == [] and len(gw.core.txns) == held  # absorbed, not relayed toward bob
+    # either challenge may be answered
+    assert invite(gw, alice, "1002", "ch2").status == 100
 
 
 def test_call_forks_to_every_contact_first_2xx_wins_and_others_are_cancelled(gw: Gateway) -> None:
