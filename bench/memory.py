@@ -282,11 +282,19 @@ def derive(data: dict[str, Any]) -> dict[str, Any]:
     if "provisioned" in rss and "started" in rss:
         out["bytes_per_line_provisioned"] = bytes_per(rss["provisioned"], rss["started"],
                                                       data.get("lines", 0))
-    if "registered_settled" in rss and "provisioned" in rss:
-        out["bytes_per_binding"] = bytes_per(rss["registered_settled"], rss["provisioned"], bindings)
-        out["rss_with_bindings_mb"] = round(mb(rss["registered_settled"]), 1)
-        out["target_pass"] = mb(rss["registered_settled"]) <= TARGET_MB
-    if "registered" in rss and "provisioned" in rss:
+    reg = data.get("register", {})
+    # Runs before the retry fix sampled "registered_settled" after the first SIPp run only; when
+    # that run left lines unregistered, the first sample holding every binding is the one taken
+    # after the gateway's final listing (an upper bound: the listing itself allocates).
+    with_all = "registered_settled"
+    if reg.get("attempts", 1) > 1 and not reg.get("sampled_after_last_run") and "registered_listed" in rss:
+        with_all = "registered_listed"
+    out["bindings_sample"] = with_all
+    if with_all in rss and "provisioned" in rss:
+        out["bytes_per_binding"] = bytes_per(rss[with_all], rss["provisioned"], bindings)
+        out["rss_with_bindings_mb"] = round(mb(rss[with_all]), 1)
+        out["target_pass"] = mb(rss[with_all]) <= TARGET_MB
+    if "registered" in rss and "provisioned" in rss and with_all == "registered_settled":
         out["bytes_per_binding_with_transactions"] = bytes_per(rss["registered"], rss["provisioned"],
                                                                bindings)
     if "dialogs_settled" in rss and "before_dialogs" in rss:
@@ -317,6 +325,8 @@ def render_section(data: dict[str, Any]) -> str:
     target = d.get("target_pass")
     verdict = "n/a" if target is None else ("**pass**" if target else "**FAIL**")
     prov = data.get("provisioning", {})
+    runs = "; ".join(f"{r.get('successful', 0):,}/{r['users']:,} at {r['rate']:,}/s"
+                     for r in data["register"].get("runs", []))
     return f"""{BEGIN}
 ## Memory: {data['bindings_listed'] or 0:,} bindings and {data['dialogs_listed'] or 0:,} live dialogs (issue #6)
 
@@ -337,12 +347,17 @@ later, when the 32 s transaction timers (Timer J/H) have let go. RSS = `VmRSS`, 
 
 | Figure | Value |
 |---|---|
-| bindings the gateway lists (`GET /api/v1/registrations`) | {data['bindings_listed'] or 0:,} (SIPp: {data['register']['successful']:,} REGISTER exchanges succeeded, {data['register']['attempts']} run(s)) |
+| bindings the gateway lists (`GET /api/v1/registrations`) | {data['bindings_listed'] or 0:,} (SIPp runs: {runs or 'none'}; an exchange SIPp saw fail may still have bound, e.g. when a late 401 retransmission made SIPp abort after sending the authenticated REGISTER) |
 | live calls the gateway lists (`GET /api/v1/calls`) | {data['dialogs_listed'] or 0:,} {data.get('dialog_states', '')} (SIPp: {data['calls'].get('current_at_sample', 0):,} current, {data['calls'].get('successful', 0):,} completed, {data['calls'].get('failed', 0):,} failed) |
 | directory, per provisioned line (provisioned − started) | {_fmt_bytes(d.get('bytes_per_line_provisioned'))} |
-| **per binding** (registered, settled − provisioned) | **{_fmt_bytes(d.get('bytes_per_binding'))}** ({_fmt_bytes(d.get('bytes_per_binding_with_transactions'))} with the REGISTER transactions alive) |
+| **per binding** ({STAGE_LABELS[d.get('bindings_sample', 'registered_settled')].split(' (')[0]} − provisioned) | **{_fmt_bytes(d.get('bytes_per_binding'))}** ({_fmt_bytes(d.get('bytes_per_binding_with_transactions'))} with the REGISTER transactions alive) |
 | **per dialog** (dialogs held, settled − before dialogs) | **{_fmt_bytes(d.get('bytes_per_dialog'))}** ({_fmt_bytes(d.get('bytes_per_dialog_with_transactions'))} with the setup transactions alive) |
 | RSS with the bindings (target ≤ {TARGET_MB:.0f} MB) | {d.get('rss_with_bindings_mb', 0):.1f} MiB: {verdict} |
+
+RSS seldom goes down: what Python frees stays with the process (pymalloc arenas, the glibc
+heap) and is reused, so a settled row equal to the row before means the transactions' memory
+was freed into the process, not returned; each Δ is an upper bound of what that stage keeps,
+and a stage that comes after a bigger peak may look cheaper than it is.
 
 Machine: {m['cpu']}, {m['nproc']} CPUs, {m.get('memory_gb', '?')} GB, {m['os']}, kernel {m['kernel']};
 {data['python']}; {data['sipp_version']}; {data['started_utc']} UTC. Raw figures:
@@ -402,8 +417,10 @@ class MemoryBench:
         return {r["aor"] for r in rows}
 
     def register(self, accounts: Sequence[SipAccount]) -> dict[str, Any]:
-        """Register every line (Contact = the SIPp client's address); retry what the gateway
-        does not list. Samples 'registered' after the first run."""
+        """Register every line (Contact = the SIPp client's address). When SIPp reports
+        failures, the lines the gateway does not list are registered again (at most 500/s),
+        up to three runs in all; 'registered' is sampled after the last run, then 'settled'
+        after the transaction timers, then the gateway's listing is the verified count."""
         a = self.args
         port = free_port(self.opts.local_ip)
         contact = f"{self.opts.local_ip}:{port}"
@@ -430,18 +447,20 @@ class MemoryBench:
             info["failed"] += res.stats.get("failed")
             self.say(f"  register run {attempt}: {res.stats.get('successful'):,}/{len(todo):,} "
                      f"successful in {run['wall_s']} s (exit {res.returncode})")
-            if attempt == 1:
-                self.sample("registered", f"{res.stats.get('successful'):,} REGISTER exchanges ok")
-                self.settle(SETTLE_S)
-                self.sample("registered_settled")
-            listed = self.listed_registrations() & wanted
-            info["listed_after_run"] = len(listed)
-            missing = wanted - listed
+            if res.stats.get("successful") >= len(todo) or attempt == 3:
+                break
+            # which lines failed: only the gateway knows (this listing allocates before the sample)
+            missing = wanted - self.listed_registrations()
             if not missing:
                 break
-            self.say(f"  the gateway lists {len(listed):,} of {len(wanted):,}: registering the "
-                     f"{len(missing):,} missing again")
+            self.say(f"  the gateway lacks {len(missing):,} of {len(wanted):,}: registering them again")
             todo = [acc for acc in accounts if acc.username in missing]
+        self.sample("registered", f"{info['successful']:,} REGISTER exchanges ok in "
+                                  f"{info['attempts']} SIPp run(s)")
+        self.settle(SETTLE_S)
+        self.sample("registered_settled")
+        info["listed_after_run"] = len(self.listed_registrations() & wanted)
+        info["sampled_after_last_run"] = True
         return info
 
     def dialogs(self, callers: Sequence[SipAccount], callee: SipAccount) -> dict[str, Any]:

@@ -117,6 +117,18 @@ def test_derive_per_binding_and_per_dialog() -> None:
     assert "bytes_per_binding" not in d and "target_pass" not in d
 
 
+def test_derive_uses_the_sample_after_the_last_register_run() -> None:
+    data = _data(register={"rate": 2000, "attempts": 2, "successful": 60_000})
+    data["samples"].insert(5, {"stage": "registered_listed", "at_s": 0.0, "note": "",
+                               "mem": {"VmRSS": 260 * 1024}})
+    d = memory.derive(data)  # an old run: settled was sampled after the first of two runs
+    assert d["bindings_sample"] == "registered_listed"
+    assert d["bytes_per_binding"] == pytest.approx(120 * 1024 * 1024 / 100_000)
+    assert "bytes_per_binding_with_transactions" not in d
+    data["register"]["sampled_after_last_run"] = True
+    assert memory.derive(data)["bindings_sample"] == "registered_settled"
+
+
 def test_render_section_is_one_marked_block_with_the_figures() -> None:
     data = _data()
     data["derived"] = memory.derive(data)
