@@ -378,6 +378,8 @@ class SipCore:
         if txn.terminated:  # break the txn ↔ context ↔ fork cycles so refcounting frees them
             txn.context = None
             ctx.fork = None
+        elif ctx.fork is None and ctx.request is not txn.request:
+            ctx.request = txn.request  # the transaction kept only a husk (Timer J): so do we
         self._arm()
 
     def _run_client(self, ctx: ClientCtx, actions: list[Any]) -> None:

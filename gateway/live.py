@@ -7,6 +7,7 @@ which the GIL makes atomic, and then formats from that copy.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -36,8 +37,8 @@ class GatewayLiveView:
                 "expires_in": int(b.expires_at - now),
                 "instance": b.instance,
                 "user_agent": b.user_agent,
-                "registered_at": b.wall_registered_at,
-                "registrar": b.extra.get("registrar", "main"),  # which process took the REGISTER
+                "registered_at": datetime.fromtimestamp(b.wall_registered_at, UTC).isoformat(),
+                "registrar": b.registrar or "main",  # which process took the REGISTER
             })
         return out
 

@@ -87,7 +87,7 @@ class Registrar:
             return build_response(req, 403, "Concurrent licence in use by another user (R4)", to_tag=local_tag(req))
         aor = line.sip_username
         try:
-            response = self._update_bindings(req, aor, peer, now, wall.isoformat(), line.credential_generation)
+            response = self._update_bindings(req, aor, peer, now, wall.timestamp(), line.credential_generation)
         except ParseError as exc:
             return build_response(req, 400, exc.reason, to_tag=local_tag(req))
         if response is not None:
@@ -149,7 +149,7 @@ class Registrar:
                 return other.sip_username
         return None
 
-    def _update_bindings(self, req: Request, aor: str, peer: Peer, now: float, wall: str,
+    def _update_bindings(self, req: Request, aor: str, peer: Peer, now: float, wall: float,
                          generation: int) -> Response | None:
         contacts = req.contacts
         header_expires = req.expires

@@ -55,7 +55,7 @@ class ReplicatedLocation(LocationService):
         if self.on_op is not None:
             now = self._now()
             self.on_op(("put", replace(binding, expires_at=binding.expires_at - now,
-                                       registered_at=binding.registered_at - now, extra=dict(binding.extra))))
+                                       registered_at=binding.registered_at - now)))
 
     def remove(self, aor: str, contact: str) -> None:
         super().remove(aor, contact)
@@ -77,7 +77,7 @@ class ReplicatedLocation(LocationService):
             b.expires_at += now
             b.registered_at += now
             if origin is not None:
-                b.extra["registrar"] = origin
+                b.registrar = origin
             LocationService.put(self, b)
         elif kind == "remove":
             LocationService.remove(self, op[1], op[2])

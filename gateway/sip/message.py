@@ -431,6 +431,12 @@ class Request(Message):
         self.uri = str(uri)
         self.version = version
 
+    def husk(self) -> Request:
+        """What a finished transaction still needs of its request: method, URI and To."""
+        husk = Request(self.method, self.uri, [h for h in self.headers if h[0] == "to"][:1])
+        husk.version = self.version
+        return husk
+
     @property
     def ruri(self) -> URI:
         """The Request-URI, parsed (cached while ``uri`` is unchanged)."""

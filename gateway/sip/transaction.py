@@ -568,7 +568,7 @@ class NonInviteClientTransaction(ClientTransaction):
 class ServerTransaction(Transaction):
     """Common part of the server transactions: remembers the last response sent."""
 
-    __slots__ = ("_last", "_last_response")
+    __slots__ = ("_last", "_last_response", "_status")
 
     def __init__(
         self, request: Request, reliable: bool, now: float, timers: Timers = DEFAULT_TIMERS
@@ -576,13 +576,13 @@ class ServerTransaction(Transaction):
         super().__init__(request, reliable, timers)
         self._last: bytes | None = None
         self._last_response: Response | None = None
+        self._status = 0
         self.key = server_key(request)
 
     @property
     def last_status(self) -> int:
         """Status of the last response sent (0 before the first)."""
-        resp = self._last_response
-        return 0 if resp is None else resp.status
+        return self._status
 
     def matches_rfc2543(self, req: Request) -> bool:
         """The To-tag half of RFC 2543 matching (§17.2.3), which the key leaves out.
@@ -652,6 +652,7 @@ class InviteServerTransaction(ServerTransaction):
         if state is _PROCEEDING:
             data = self._last = resp.to_bytes()
             self._last_response = resp
+            self._status = resp.status
             if status < 200:
                 return [Send(data)]
             t1 = self.timers.t1
@@ -704,7 +705,7 @@ class NonInviteServerTransaction(ServerTransaction):
         state = self.state
         if state is not _TRYING and state is not _PROCEEDING:
             return []  # Completed discards further responses from the TU
-        status = resp.status
+        status = self._status = resp.status
         data = self._last = resp.to_bytes()
         self._last_response = resp
         if status < 200:
@@ -717,6 +718,11 @@ class NonInviteServerTransaction(ServerTransaction):
         self._end_at = now + 64 * self.timers.t1
         self._end_name = "J"
         self._update_deadline()
+        # Completed only resends ``_last`` for 32 s (Timer J): let the parsed request and response
+        # go, keeping the To header that RFC 2543 matching compares (a REGISTER storm held ~5 KB
+        # per exchange here)
+        self._last_response = None
+        self.request = self.request.husk()
         return [Send(data)]
 
     def _fire_end(self, actions: list[Action]) -> None:

@@ -49,7 +49,7 @@ def test_another_copy_applies_operations_on_its_own_clock_without_reporting_them
     worker.put(binding("alice", "sip:alice@10.0.0.1", expires_at=1060.0))
     main.apply(pickle.loads(pickle.dumps(ops[0])), origin="worker-1")
     [copy] = main.lookup("alice", 5.0)
-    assert copy.expires_at == 65.0 and copy.extra["registrar"] == "worker-1"
+    assert copy.expires_at == 65.0 and copy.registrar == "worker-1"
     assert main.lookup("alice", 65.0) == []  # expires at the same moment in both processes
     assert main_ops == []  # applied, not echoed back
     worker.remove_all("alice")
