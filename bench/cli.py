@@ -83,6 +83,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--kamailio-workers", type=int, default=2, help="Kamailio UDP workers (-n)")
     p.add_argument("--voiplab", type=Path, default=ROOT / ".venv" / "bin" / "voiplab",
                    help="voiplab executable")
+    p.add_argument("--registrar-workers", type=int, default=2,
+                   help="voiplab's --registrar-workers (REGISTER off the main process; 0: one process)")
     p.add_argument("--voiplab-arg", action="append", default=[],
                    help="extra argument for `voiplab serve` (repeatable)")
     p.add_argument("--voiplab-env", action="append", default=[], metavar="KEY=VALUE",
@@ -128,7 +130,9 @@ def make_server(name: str, args: argparse.Namespace, workdir: Path) -> BenchServ
         return KamailioServer(workdir, host, free_port(host), DOMAIN,
                               children=args.kamailio_workers)
     return VoiplabServer(workdir, host, free_port(host), free_port(host), DOMAIN,
-                         binary=args.voiplab, extra_args=args.voiplab_arg, env=args.voiplab_env,
+                         binary=args.voiplab, env=args.voiplab_env,
+                         extra_args=[*(["--registrar-workers", str(args.registrar_workers)]
+                                       if args.registrar_workers else []), *args.voiplab_arg],
                          lines_per_phone=args.lines_per_phone)
 
 
