@@ -1,11 +1,12 @@
 """In-process cost of the gateway's hot paths, without sockets or SIPp.
 
-``python -m bench.inproc [--profile] [--n N]`` drives the real ``SipCore`` (the
-unit tests' harness: real directory on SQLite, ManualClock, sends captured)
-with REGISTER exchanges (REGISTER → 401 → REGISTER + Authorization → 200) for
-N distinct users, and times only the gateway's ``on_message`` calls, not the
-client side that builds requests and answers challenges.  It is the quick
-loop for profile-guided work; ``make bench`` is the measurement that counts.
+``python -m bench.inproc [--scenario register|call|cdr] [--rounds N] [--profile]`` drives
+the real ``SipCore`` (the unit tests' harness: real directory on SQLite, ManualClock,
+sends captured) with REGISTER exchanges (REGISTER → 401 → REGISTER + Authorization → 200)
+or the bench's authenticated call (INVITE → 407 → ACK → INVITE → 100/200 → ACK → BYE →
+200), and counts only the CPU of the gateway's ``on_message`` calls, not the client side
+that builds requests and answers challenges; ``cdr`` times the call-record writer.  It is
+the quick loop for profile-guided work; ``make bench`` is the measurement that counts.
 """
 
 from __future__ import annotations
@@ -16,10 +17,14 @@ import pstats
 import secrets
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+from gateway.policy import FloodGuard
 from gateway.serve import tune_gc
 from gateway.sip.digest import Algorithm
+from gateway.sip.message import Request, Response
+from gateway.transport import Peer
 from tests.gwharness import DOMAIN, Gateway, Phone, answer_challenge, request
 
 
@@ -51,25 +56,123 @@ def register_exchanges(gw: Gateway, phones: list[Phone], rounds: int) -> tuple[i
     return count, spent
 
 
+SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
+
+
+def _reply(req: Request, phone: Phone, status: int, reason: str, body: str = "") -> bytes:
+    """The callee's answer to a forwarded request (Via, Record-Route, From, To+tag, Call-ID, CSeq)."""
+    lines = [f"SIP/2.0 {status} {reason}", *(f"Via: {v}" for v in req.values("via")),
+             *(f"Record-Route: {v}" for v in req.values("record-route")),
+             f"From: {req.get('from')}", f"To: {req.get('to')};tag=callee", f"Call-ID: {req.call_id}",
+             f"CSeq: {req.cseq.seq} {req.cseq.method}", f"Contact: <{phone.contact}>",
+             f"Content-Length: {len(body)}", "", body]
+    return "\r\n".join(lines).encode()
+
+
+def call_exchanges(gw: Gateway, pairs: list[tuple[Phone, Phone]], rounds: int) -> tuple[int, float]:
+    """The bench's call: INVITE → 407 → ACK → INVITE + Proxy-Authorization → 100 → (callee) 200 →
+    ACK → BYE → 200, record-routed; returns (calls, gateway CPU seconds)."""
+    spent = 0.0
+    count = 0
+    clock = time.thread_time
+
+    def feed(data: bytes, peer: Peer) -> None:
+        nonlocal spent
+        t0 = clock()
+        gw.core.on_message(data, peer)
+        spent += clock() - t0
+
+    for _ in range(rounds):
+        for caller, callee in pairs:
+            call_id = secrets.token_hex(6)
+            uri = f"sip:{callee.extension}@{DOMAIN}"
+            to = f"<{uri}>"
+            feed(request("INVITE", uri, caller, to=to, call_id=call_id, cseq=1, body=SDP,
+                         branch="z9hG4bK1" + call_id).encode(), caller.peer)
+            challenge = gw.take()[0]
+            assert isinstance(challenge, Response) and challenge.status == 407, challenge
+            feed(request("ACK", uri, caller, to=to, call_id=call_id, cseq=1, branch="z9hG4bK1" + call_id,
+                         to_tag=challenge.to_tag).encode(), caller.peer)
+            auth = answer_challenge(challenge, caller, "INVITE", uri, "proxy-authenticate")
+            feed(request("INVITE", uri, caller, to=to, call_id=call_id, cseq=2, body=SDP,
+                         branch="z9hG4bK2" + call_id, extra=[f"Proxy-Authorization: {auth}"]).encode(),
+                 caller.peer)
+            out = gw.take()
+            leg = next(m for m in out if isinstance(m, Request))
+            feed(_reply(leg, callee, 200, "OK", SDP), callee.peer)
+            ok = gw.take()[0]
+            assert isinstance(ok, Response) and ok.status == 200, ok
+            route = [f"Route: {v}" for v in ok.values("record-route")]
+            feed(request("ACK", callee.contact, caller, to=to, to_tag="callee", call_id=call_id, cseq=2,
+                         extra=route).encode(), caller.peer)
+            gw.take()
+            feed(request("BYE", callee.contact, caller, to=to, to_tag="callee", call_id=call_id, cseq=3,
+                         extra=route).encode(), caller.peer)
+            bye = gw.take()[0]
+            assert isinstance(bye, Request) and bye.method == "BYE", bye
+            feed(_reply(bye, callee, 200, "OK"), callee.peer)
+            final = gw.take()[0]
+            assert isinstance(final, Response) and final.status == 200, final
+            count += 1
+    return count, spent
+
+
+def cdr_writes(batch: int, records: int) -> float:
+    """CPU per call record written by ``CdrStore.write_many`` in batches (the writer thread's cost,
+    which it takes from the SIP loop: they share the GIL)."""
+    import datetime as dt
+
+    from provisioning.cdrs import CdrStore
+    from provisioning.db import init_db, make_engine
+
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = make_engine(f"sqlite:///{tmp}/cdr.db")
+        init_db(engine)
+        store = CdrStore(engine)
+        now = dt.datetime.now(dt.UTC)
+        rows = [{"call_id": f"c{i}@h", "caller": "u1", "callee": "u2", "start": now, "answer": now, "end": now,
+                 "duration_s": 1.0, "disposition": "answered", "sip_code": 200, "billable_s": 60,
+                 "account_id": 1} for i in range(records)]
+        t0 = time.thread_time()
+        for i in range(0, records, batch):
+            store.write_many(rows[i:i + batch])
+        return (time.thread_time() - t0) / records
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--n", type=int, default=200, help="distinct users")
     p.add_argument("--rounds", type=int, default=10)
     p.add_argument("--profile", action="store_true", help="cProfile the run; print the top functions")
+    p.add_argument("--scenario", choices=("register", "call", "cdr"), default="register")
     args = p.parse_args()
+    if args.scenario == "cdr":
+        per = cdr_writes(100, 2000 * max(1, args.rounds // 10))
+        print(f"call records: gateway CPU {per * 1e6:.1f} µs per record (batches of 100, SQLite)")
+        return
     with tempfile.TemporaryDirectory() as tmp:
-        gw = Gateway(Path(tmp), algorithms=(Algorithm.MD5,))
+        gw = Gateway(Path(tmp), algorithms=(Algorithm.MD5,), guard=FloodGuard(max_per_source=10**9,
+                                                                              max_per_callee=10**9))
         phones = [gw.phone(f"{2000 + i}") for i in range(args.n)]
-        register_exchanges(gw, phones, 1)  # warm-up: first bindings, caches
+        register_exchanges(gw, phones, 1)  # warm-up and bindings for the callees
+        pairs = list(zip(phones[0::2], phones[1::2], strict=False))
+        run: Callable[[], tuple[int, float]]
+        if args.scenario == "register":
+            run = lambda: register_exchanges(gw, phones, args.rounds)  # noqa: E731
+        else:
+            call_exchanges(gw, pairs, 1)
+            run = lambda: call_exchanges(gw, pairs, args.rounds)  # noqa: E731
+        gw.records.clear()
         tune_gc()  # as `voiplab serve` does once started: start-up heap frozen, rarer gen-0 runs
         prof = cProfile.Profile() if args.profile else None
         if prof:
             prof.enable()
-        count, spent = register_exchanges(gw, phones, args.rounds)
+        count, spent = run()
         if prof:
             prof.disable()
             pstats.Stats(prof).sort_stats("tottime").print_stats(40)
-        print(f"REGISTER exchanges: {count}, gateway CPU {spent * 1e6 / count:.1f} µs per exchange")
+        what = "REGISTER exchanges" if args.scenario == "register" else "calls"
+        print(f"{what}: {count}, gateway CPU {spent * 1e6 / count:.1f} µs per {what[:-1]}")
 
 
 if __name__ == "__main__":
