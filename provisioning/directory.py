@@ -26,6 +26,7 @@ they keep using whichever snapshot they grabbed.
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -380,7 +381,21 @@ def _fetch_lines(session: Session, where: ColumnElement[bool] | None = None) -> 
             .outerjoin(Licence, col(Licence.id) == col(LicenceMember.licence_id)))
     if where is not None:
         stmt = stmt.where(where)
-    return [LineEntry(*row) for row in session.exec(stmt)]
+    return [_line_entry(row) for row in session.exec(stmt)]
+
+
+# Columns whose values repeat across lines (realm, device state and kind, profile id, purpose,
+# licence kind): one shared string each instead of a copy per row (100,000 lines: ~30 MB).
+_SHARED_COLUMNS = (1, 7, 8, 15, 17, 20)
+
+
+def _line_entry(row: Any) -> LineEntry:
+    values = list(row)
+    for i in _SHARED_COLUMNS:
+        value = values[i]
+        if value is not None:
+            values[i] = sys.intern(value)
+    return LineEntry(*values)
 
 
 def _group(entries: Iterable[LineEntry], key: Callable[[LineEntry], K]) -> dict[K, tuple[LineEntry, ...]]:
