@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import pstats
 import secrets
 import tempfile
@@ -145,6 +146,8 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=10)
     p.add_argument("--profile", action="store_true", help="cProfile the run; print the top functions")
     p.add_argument("--scenario", choices=("register", "call", "cdr"), default="register")
+    p.add_argument("--gc-pauses", action="store_true", help="report the cyclic collector's pauses")
+    p.add_argument("--gc-thresholds", help="e.g. 50000,20,50 instead of voiplab serve's")
     args = p.parse_args()
     if args.scenario == "cdr":
         per = cdr_writes(100, 2000 * max(1, args.rounds // 10))
@@ -163,7 +166,20 @@ def main() -> None:
             call_exchanges(gw, pairs, 1)
             run = lambda: call_exchanges(gw, pairs, args.rounds)  # noqa: E731
         gw.records.clear()
-        tune_gc()  # as `voiplab serve` does once started: start-up heap frozen, rarer gen-0 runs
+        tune_gc()  # as `voiplab serve` does once started: start-up heap frozen, small young generations
+        if args.gc_thresholds:
+            gc.set_threshold(*(int(x) for x in args.gc_thresholds.split(",")))
+        pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
+        started = [0.0]
+
+        def on_gc(phase: str, info: dict[str, int]) -> None:
+            if phase == "start":
+                started[0] = time.perf_counter()
+            else:
+                pauses[info["generation"]].append((time.perf_counter() - started[0]) * 1e3)
+
+        if args.gc_pauses:
+            gc.callbacks.append(on_gc)
         prof = cProfile.Profile() if args.profile else None
         if prof:
             prof.enable()
@@ -171,6 +187,14 @@ def main() -> None:
         if prof:
             prof.disable()
             pstats.Stats(prof).sort_stats("tottime").print_stats(40)
+        if args.gc_pauses:
+            gc.callbacks.remove(on_gc)
+            print(f"collector thresholds {gc.get_threshold()}")
+            for gen, times in pauses.items():
+                if times:
+                    times.sort()
+                    print(f"  gen {gen}: {len(times)} passes, p50 {times[len(times) // 2]:.2f} ms, "
+                          f"max {times[-1]:.2f} ms, total {sum(times):.0f} ms")
         what = "REGISTER exchanges" if args.scenario == "register" else "calls"
         print(f"{what}: {count}, gateway CPU {spent * 1e6 / count:.1f} µs per {what[:-1]}")
 

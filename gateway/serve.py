@@ -253,18 +253,29 @@ async def start(settings: Settings, *, announce: Callable[[str], None] = print) 
     return running
 
 
+GC_THRESHOLDS = (1000, 5, 1000)
+
+
 def tune_gc() -> None:
-    """Keep the cyclic collector off the SIP hot path.
+    """Keep the cyclic collector's pauses short on the SIP hot path.
 
     Everything built at start (directory snapshot, plans, schemas, app) is
-    frozen out of the collector's view, and per-message garbage is freed by
-    reference counting (the core breaks its own cycles), so generation-0 runs
-    can be rarer.  Profiling showed gen-2 passes over the start-up heap
-    stalling the loop for tens of milliseconds under load.
+    frozen out of the collector's view.  Per-message garbage is freed by
+    reference counting (the core breaks its own cycles), but what lives on
+    (transactions in Timer J, bindings, dialogs) is young for a while and is
+    scanned by every generation-0 pass: with a threshold of 50,000 each pass
+    took 9-11 ms, which was the p99 of the half-load latency probe.  Small
+    young generations and frequent passes cost the same in total and pause
+    for about a millisecond (``python -m bench.inproc --scenario call
+    --gc-pauses``, 5,000 calls: 50,000/20/50 → 16 gen-0 passes of 8-10 ms;
+    1,000/5/1,000 → gen-0 max 0.3 ms, gen-1 max 1.2 ms, same 135 ms in all).
+    A full (gen-2) pass over everything long-lived still comes, rarely (after
+    1,000 gen-1 passes and CPython's 25 % rule), and with 1,000/5/100 one took
+    221 ms in that run: hence the high last threshold.
     """
     gc.collect()
     gc.freeze()
-    gc.set_threshold(50_000, 20, 50)
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def format_demo(creds: list[DemoCredential], host: str, port: int, domain: str) -> str:
