@@ -24,7 +24,7 @@ from bench import report, sysctl
 from bench.kamailio_server import KamailioServer
 from bench.ladder import Ladder
 from bench.runner import Plan, ServerBench
-from bench.servers import BenchServer, ServerError, free_port
+from bench.servers import BenchServer, ServerError, env_pairs, free_port
 from bench.sipp import SippOptions, sipp_version
 from bench.users import make_population
 from bench.voiplab_server import VoiplabServer
@@ -110,13 +110,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     if args.mixed_register_ratio < 0 or args.probe_interval_ms <= 0:
         p.error("--mixed-register-ratio must be >= 0 and --probe-interval-ms > 0")
     args.mode = "quick" if args.quick else "full" if args.full else "default"
-    env: dict[str, str] = {}
-    for item in args.voiplab_env:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            p.error(f"--voiplab-env wants KEY=VALUE, not {item!r}")
-        env[key] = value
-    args.voiplab_env = env
+    args.voiplab_env = env_pairs(args.voiplab_env, p.error)
     return args
 
 

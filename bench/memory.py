@@ -54,7 +54,7 @@ from typing import Any, TypeVar
 from bench import sipp, sysctl
 from bench.cli import SOCKET_SYSCTLS
 from bench.report import machine_info
-from bench.servers import ServerError, free_port
+from bench.servers import ServerError, env_pairs, free_port
 from bench.users import SipAccount, write_callee_csv, write_calls_csv
 from bench.voiplab_server import API, LOCATION, Api, VoiplabServer
 
@@ -600,13 +600,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         p.error("need 1 <= bindings and 0 <= dialogs <= bindings")
     if not 1 <= args.lines_per_device <= PROFILE_LINES:
         p.error(f"--lines-per-device must be 1..{PROFILE_LINES}")
-    env: dict[str, str] = {}
-    for item in args.voiplab_env:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            p.error(f"--voiplab-env wants KEY=VALUE, not {item!r}")
-        env[key] = value
-    args.voiplab_env = env
+    args.voiplab_env = env_pairs(args.voiplab_env, p.error)
     return args
 
 

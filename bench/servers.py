@@ -12,10 +12,10 @@ import os
 import signal
 import socket
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import NoReturn, Protocol
 
 from bench.users import BenchUser, SipAccount
 
@@ -97,3 +97,14 @@ def stop_process(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=grace)
+
+
+def env_pairs(items: list[str], fail: Callable[[str], NoReturn]) -> dict[str, str]:
+    """``KEY=VALUE`` command-line items (``--voiplab-env``) as a dict; ``fail`` on a malformed one."""
+    env: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            fail(f"--voiplab-env wants KEY=VALUE, not {item!r}")
+        env[key] = value
+    return env
