@@ -85,7 +85,7 @@ def _ms(value: float | None, tick: float | None = None) -> str:
         return "–"
     if value <= 0:
         return f"<{tick:g}" if tick else "0"
-    return f"{value:g}"
+    return f"{round(value, 1):g}"  # SIPp rtt sums carry float noise (636.001)
 
 
 def rtt_tick(data: dict[str, Any]) -> float | None:
