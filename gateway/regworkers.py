@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -123,7 +124,7 @@ class RegistrarWorkers:
                               i, w.process.pid)
                 w.ready = False
 
-            _, channel = await loop.connect_accepted_socket(lambda f=on_frame, lo=on_lost: Channel(f, lo), ours)
+            _, channel = await loop.connect_accepted_socket(functools.partial(Channel, on_frame, on_lost), ours)
             worker = Worker(index, proc, channel)
             self.workers.append(worker)
         deadline = loop.time() + timeout
