@@ -222,8 +222,6 @@ class SipCore:
         if method == "CANCEL":
             self._on_cancel(req, peer, now)
             return
-        if method == "REGISTER" and self._challenge_statelessly(req, peer, now):
-            return
         txn = txns.new_server(req, peer.reliable, now)
         ctx = ServerCtx(txn, req, reply_peer_for(req, peer))
         txn.context = ctx
@@ -250,7 +248,10 @@ class SipCore:
             return
         if method == "REGISTER":
             resp = self.registrar.handle(req, peer, self.directory.snapshot, self.clock.now(), self.clock.wall())
-            self.respond_with(ctx, resp)
+            if resp.status == 401:  # a digest challenge: keeps no transaction
+                self.send_statelessly(ctx, resp)
+            else:
+                self.respond_with(ctx, resp)
             return
         if req.to_tag is not None:
             self.proxy.in_dialog(ctx, peer)
@@ -273,26 +274,6 @@ class SipCore:
             self.respond(ctx, 481, "Call/Transaction Does Not Exist")
             return
         self.respond(ctx, 501, "Not Implemented", headers=[("Allow", ALLOW)])
-
-    def _challenge_statelessly(self, req: Request, peer: Peer, now: float) -> bool:
-        """Answer a REGISTER that must be challenged with a 401 and no transaction (like sl's).
-
-        Most REGISTER exchanges start with a request without credentials.  Its
-        401 depends only on the request, so keeping a server transaction for
-        it (Timer J: 32 s of state per challenge) buys nothing: a
-        retransmission is simply challenged again, with a fresh nonce, which
-        a client may answer as well as the first.  Returns False when the
-        request needs the registrar proper (credentials present, or checks
-        that answer otherwise), which then runs inside a transaction.
-        """
-        if req.get("authorization") is not None:
-            return False
-        ruri = req.ruri
-        if ruri.scheme not in ("sip", "sips") or req.get("require"):
-            return False  # the regular path answers 416 / 420 through a transaction
-        resp = self.registrar.challenge(req, now)
-        self.send(resp.to_bytes(), reply_peer_for(req, peer))
-        return True
 
     def _on_cancel(self, req: Request, peer: Peer, now: float) -> None:
         invite = self.txns.find_cancelled(req)
@@ -351,7 +332,10 @@ class SipCore:
         answer, finding no transaction and no Route of ours, is absorbed by the
         proxy's ACK path.  Nothing waits on Timer G/H/I or J for it.
         """
-        resp = build_response(ctx.request, status, reason, to_tag=local_tag(ctx.request), headers=headers or [])
+        self.send_statelessly(ctx, build_response(ctx.request, status, reason, to_tag=local_tag(ctx.request),
+                                                  headers=headers or []))
+
+    def send_statelessly(self, ctx: ServerCtx, resp: Response) -> None:
         self.send(resp.to_bytes(), ctx.reply_peer)
         self.abandon(ctx)
 
@@ -443,20 +427,11 @@ def stamp_received(req: Request, peer: Peer) -> None:
     if not needs_received and not rport_flag:
         return
     raw = via.raw
-    port = str(peer.port)
     if rport_flag:
-        # the usual spelling: a bare ";rport" that no other parameter name extends
-        at = raw.find(";rport")
-        end = at + 6
-        if at >= 0 and (end == len(raw) or raw[end] == ";") and raw.find(";rport", end) < 0:
-            raw = raw[:end] + "=" + port + raw[end:]
-        else:
-            raw = _set_via_param(raw, "rport", port)
+        port = str(peer.port)
+        raw = _set_via_param(raw, "rport", port)
         params["rport"] = port
-    if "received" in params:
-        raw = _set_via_param(raw, "received", peer.host)
-    else:
-        raw = f"{raw};received={peer.host}"
+    raw = _set_via_param(raw, "received", peer.host)
     params["received"] = peer.host
     via.raw = raw
     req.replace_top_via(raw, via)

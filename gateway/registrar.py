@@ -69,7 +69,9 @@ class Registrar:
     ) -> Response:
         result = self.auth.check(req, "authorization", snapshot, now)
         if result.verdict is Verdict.CHALLENGE or result.verdict is Verdict.STALE:
-            return self.challenge(req, now, stale=result.verdict is Verdict.STALE)
+            stale = result.verdict is Verdict.STALE
+            headers = [("WWW-Authenticate", c) for c in self.auth.challenges(now, stale=stale)]
+            return build_response(req, 401, "Unauthorized", to_tag=local_tag(req), headers=headers)
         if result.verdict is Verdict.BAD_URI:
             return build_response(req, 400, "Digest uri does not match the Request-URI", to_tag=local_tag(req))
         if result.verdict is Verdict.FORBIDDEN:
@@ -206,11 +208,6 @@ class Registrar:
                 )
             )
         return None
-
-    def challenge(self, req: Request, now: float, *, stale: bool = False) -> Response:
-        """401 with one WWW-Authenticate per offered algorithm (RFC 8760 §2.4)."""
-        headers = [("WWW-Authenticate", c) for c in self.auth.challenges(now, stale=stale)]
-        return build_response(req, 401, "Unauthorized", to_tag=local_tag(req), headers=headers)
 
     def _date(self, wall: datetime) -> str:
         """The Date header value (RFC 3261 §20.17), formatted once per second rather than per 200."""
