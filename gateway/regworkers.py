@@ -42,7 +42,7 @@ import sys
 import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from gateway.replication import (
@@ -51,7 +51,6 @@ from gateway.replication import (
     FINGERPRINT,
     READY,
     SIP,
-    STATS,
     Channel,
     Op,
     ReplicatedLocation,
@@ -83,7 +82,6 @@ class Worker:
     process: subprocess.Popen[bytes]
     channel: Channel
     ready: bool = False
-    stats: dict[str, Any] = field(default_factory=dict)
 
 
 class RegistrarWorkers:
@@ -98,7 +96,6 @@ class RegistrarWorkers:
         self.on_local = on_local  # the main SipCore's on_message
         self.on_fingerprint = on_fingerprint
         self.workers: list[Worker] = []
-        self.dispatched = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
         location.on_op = self._broadcast_op
@@ -146,7 +143,6 @@ class RegistrarWorkers:
             if i is not None:
                 worker = workers[i]
                 if worker.ready and worker.channel.send(SIP, encode_sip(data, peer)):
-                    self.dispatched += 1
                     return
         self.on_local(data, peer)
 
@@ -162,8 +158,6 @@ class RegistrarWorkers:
             self.on_local(data, peer)  # not a REGISTER, received by a worker's socket
         elif kind == FINGERPRINT:
             self.on_fingerprint(load(payload))
-        elif kind == STATS:
-            worker.stats = load(payload)
         elif kind == READY:
             worker.ready = True
 
@@ -181,9 +175,6 @@ class RegistrarWorkers:
     def _send_change(self, change: object) -> None:
         for worker in self.workers:
             worker.channel.send_obj(CHANGE, change)
-
-    def describe(self) -> list[dict[str, Any]]:
-        return [{"index": w.index, "pid": w.process.pid, "ready": w.ready, **w.stats} for w in self.workers]
 
     async def stop(self) -> None:
         self._stopping = True
@@ -272,14 +263,8 @@ async def run_worker(settings: Settings, fd: int, index: int, secret: bytes, sip
     _, channel = await loop.connect_accepted_socket(lambda: Channel(on_frame, stopping.set), sock)
     channel_box.append(channel)
 
-    def report() -> None:
-        channel.send_obj(STATS, {"received": core.stats.received, "parse_errors": core.stats.parse_errors,
-                                 "bindings": location.count()})
-        pclock.call_later(1.0, report)
-
     tune_gc()
     channel.send(READY, b"")
-    report()
     await stopping.wait()
     core.close()
     await transports.close()

@@ -37,7 +37,6 @@ BINDING = b"B"  # a location operation
 CHANGE = b"C"  # a provisioning change (main → worker)
 FINGERPRINT = b"F"  # an R13 network fingerprint for the E911 store (worker → main)
 READY = b"R"  # worker → main: listening and loaded
-STATS = b"S"  # worker → main: counters
 
 _HEAD = struct.Struct("!cI")
 
