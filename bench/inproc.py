@@ -26,7 +26,7 @@ from gateway.serve import tune_gc
 from gateway.sip.digest import Algorithm
 from gateway.sip.message import Request, Response
 from gateway.transport import Peer
-from tests.gwharness import DOMAIN, Gateway, Phone, answer_challenge, request
+from tests.gwharness import DOMAIN, SDP, Gateway, Phone, answer, answer_challenge, request
 
 
 def register_exchanges(gw: Gateway, phones: list[Phone], rounds: int) -> tuple[int, float]:
@@ -55,19 +55,6 @@ def register_exchanges(gw: Gateway, phones: list[Phone], rounds: int) -> tuple[i
             assert getattr(final, "status", None) == 200, final
             count += 1
     return count, spent
-
-
-SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
-
-
-def _reply(req: Request, phone: Phone, status: int, reason: str, body: str = "") -> bytes:
-    """The callee's answer to a forwarded request (Via, Record-Route, From, To+tag, Call-ID, CSeq)."""
-    lines = [f"SIP/2.0 {status} {reason}", *(f"Via: {v}" for v in req.values("via")),
-             *(f"Record-Route: {v}" for v in req.values("record-route")),
-             f"From: {req.get('from')}", f"To: {req.get('to')};tag=callee", f"Call-ID: {req.call_id}",
-             f"CSeq: {req.cseq.seq} {req.cseq.method}", f"Contact: <{phone.contact}>",
-             f"Content-Length: {len(body)}", "", body]
-    return "\r\n".join(lines).encode()
 
 
 def call_exchanges(gw: Gateway, pairs: list[tuple[Phone, Phone]], rounds: int) -> tuple[int, float]:
@@ -100,7 +87,7 @@ def call_exchanges(gw: Gateway, pairs: list[tuple[Phone, Phone]], rounds: int) -
                  caller.peer)
             out = gw.take()
             leg = next(m for m in out if isinstance(m, Request))
-            feed(_reply(leg, callee, 200, "OK", SDP), callee.peer)
+            feed(answer(leg, callee, 200, "OK", tag="callee", body=SDP).encode(), callee.peer)
             ok = gw.take()[0]
             assert isinstance(ok, Response) and ok.status == 200, ok
             route = [f"Route: {v}" for v in ok.values("record-route")]
@@ -111,7 +98,7 @@ def call_exchanges(gw: Gateway, pairs: list[tuple[Phone, Phone]], rounds: int) -
                          extra=route).encode(), caller.peer)
             bye = gw.take()[0]
             assert isinstance(bye, Request) and bye.method == "BYE", bye
-            feed(_reply(bye, callee, 200, "OK"), callee.peer)
+            feed(answer(bye, callee, 200, "OK", tag="callee").encode(), callee.peer)
             final = gw.take()[0]
             assert isinstance(final, Response) and final.status == 200, final
             count += 1

@@ -178,6 +178,19 @@ def request(method: str, uri: str, phone: Phone, *, to: str | None = None, call_
     return "\r\n".join(lines)
 
 
+SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
+
+
+def answer(req: Request, phone: Phone, status: int, reason: str, *, tag: str = "callee1", body: str = "") -> str:
+    """A UAS answer to a forwarded request (Via, Record-Route, From, To+tag, Call-ID, CSeq copied)."""
+    lines = [f"SIP/2.0 {status} {reason}", *(f"Via: {v}" for v in req.values("via")),
+             *(f"Record-Route: {v}" for v in req.values("record-route")),
+             f"From: {req.get('from')}", f"To: {req.get('to')};tag={tag}", f"Call-ID: {req.call_id}",
+             f"CSeq: {req.cseq.seq} {req.cseq.method}", f"Contact: <{phone.contact}>",
+             f"Content-Length: {len(body)}", "", body]
+    return "\r\n".join(lines)
+
+
 def answer_challenge(resp: Response, phone: Phone, method: str, uri: str, header: str) -> str:
     """The Authorization/Proxy-Authorization line answering the first challenge we support."""
     phone.nc += 1

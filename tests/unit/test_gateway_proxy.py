@@ -8,9 +8,7 @@ import pytest
 
 from gateway.sip.message import Request, Response
 from gateway.transport import Peer
-from tests.gwharness import DOMAIN, Gateway, Phone, answer_challenge, register, request
-
-SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
+from tests.gwharness import DOMAIN, SDP, Gateway, Phone, answer, answer_challenge, register, request
 
 
 @pytest.fixture
@@ -42,16 +40,7 @@ def invite(gw: Gateway, caller: Phone, target: str, call_id: str, *, extra: list
 
 def reply(gw: Gateway, req: Request, phone: Phone, status: int, reason: str, *, tag: str = "callee1",
           body: str = "") -> None:
-    """A UAS answer to a forwarded request (Via, From, To+tag, Call-ID, CSeq copied)."""
-    vias = "\r\n".join(f"Via: {v}" for v in req.values("via"))
-    rr = "\r\n".join(f"Record-Route: {v}" for v in req.values("record-route"))
-    lines = [f"SIP/2.0 {status} {reason}", vias]
-    if rr:
-        lines.append(rr)
-    lines += [f"From: {req.get('from')}", f"To: {req.get('to')};tag={tag}", f"Call-ID: {req.call_id}",
-              f"CSeq: {req.cseq.seq} {req.cseq.method}", f"Contact: <{phone.contact}>",
-              f"Content-Length: {len(body)}", "", body]
-    gw.inject("\r\n".join(lines), phone.peer)
+    gw.inject(answer(req, phone, status, reason, tag=tag, body=body), phone.peer)
 
 
 def test_the_407_challenge_keeps_no_transaction_and_its_retransmission_is_challenged_again(gw: Gateway) -> None:
