@@ -43,7 +43,7 @@ from gateway.reuseport import steer_to_first
 from gateway.settings import Settings
 from gateway.sip.digest import Algorithm, NonceManager
 from gateway.tls import ensure_self_signed, server_context
-from gateway.transport import Peer, Transports
+from gateway.transport import Transports
 from provisioning.api import ProvisioningContext, create_app
 from provisioning.cdrs import CdrStore
 from provisioning.db import init_db, make_engine
@@ -169,15 +169,12 @@ async def start(settings: Settings, *, announce: Callable[[str], None] = print) 
                                      psap_lookup=lambda uri: directory.snapshot.registered_location(uri))
     routes = peers.routes()
 
-    core_ref: list[SipCore] = []
-    dispatch: list[Callable[[bytes, Peer], None]] = []  # the core's on_message, or the workers' dispatcher
-    transports = Transports(loop, lambda data, peer: dispatch[0](data, peer), protocol_view(clock))
+    transports = Transports(loop, lambda data, peer: None, protocol_view(clock))  # core first, then re-pointed
     core = SipCore(identity=identity, clock=clock, directory=directory, registrar=registrar,
                    location=location, calls=calls, send=transports.send,
                    proxy_factory=lambda c: Proxy(c, auth, plans=plans, guard=guard, routes=routes),
                    limits=Limits(max_call=settings.dialog_timeout))
-    core_ref.append(core)
-    dispatch.append(core.on_message)
+    transports.on_message = core.on_message
     core.proxy.on_emergency = EmergencyOutbox(directory, writers["emergency"], notifier).on_emergency
     registrar.on_fingerprint = writers["fingerprints"].submit
     transports.on_stream_error = core.answer_parse_error
@@ -196,7 +193,7 @@ async def start(settings: Settings, *, announce: Callable[[str], None] = print) 
         assert isinstance(location, ReplicatedLocation)
         workers = RegistrarWorkers(settings, nonce_secret, location, core.on_message, writers["fingerprints"].submit)
         await workers.start(workers_wanted, sip_bound)
-        dispatch[0] = workers.dispatch
+        transports.on_message = workers.dispatch
         bus.subscribe(workers.broadcast_change)
     if settings.tls:
         if settings.tls_cert and settings.tls_key:

@@ -59,10 +59,10 @@ def is_ip_literal(host: str) -> bool:
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):
-    __slots__ = ("_on_message", "transport")
+    __slots__ = ("_owner", "transport")
 
-    def __init__(self, on_message: OnMessage) -> None:
-        self._on_message = on_message
+    def __init__(self, owner: Transports) -> None:
+        self._owner = owner  # its on_message is read per datagram: the owner may re-point it
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -77,7 +77,7 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         if len(data) <= 4 and not data.strip():
             return  # RFC 5626 CRLF keep-alive ping over UDP: nothing to answer
         try:
-            self._on_message(data, Peer("udp", addr[0], addr[1]))
+            self._owner.on_message(data, Peer("udp", addr[0], addr[1]))
         except Exception:  # a bug in one message's handling must not stop the listener
             log.exception("unhandled error on datagram from %s:%s", addr[0], addr[1])
 
@@ -170,7 +170,7 @@ class Transports:
         """Bind UDP; ``reuse_port`` joins a SO_REUSEPORT group (registrar workers share the port)."""
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         udp_transport, _ = await self.loop.create_datagram_endpoint(
-            lambda: _UdpProtocol(self.on_message), local_addr=(host, port), family=family,
+            lambda: _UdpProtocol(self), local_addr=(host, port), family=family,
             reuse_port=reuse_port or None,
         )
         bound_port: int = udp_transport.get_extra_info("sockname")[1]
