@@ -229,23 +229,23 @@ async def run_worker(settings: Settings, fd: int, index: int, secret: bytes, sip
                           location, auth)
     registrar.on_fingerprint = lambda event: send_obj(FINGERPRINT, event)
     calls = CallTracker(clock.now, clock.wall, lambda record: None, node=settings.node)  # calls stay in main
-    core_box: list[SipCore] = []
-
-    def on_udp(data: bytes, peer: Peer) -> None:
-        if data[:9] == b"REGISTER ":
-            core_box[0].on_message(data, peer)
-        elif channel_box:
-            channel_box[0].send(SIP, encode_sip(data, peer))  # the kernel gave us someone else's message
-
-    transports = Transports(loop, on_udp, pclock)
+    transports = Transports(loop, lambda data, peer: None, pclock)
     identity = make_identity(settings, [(h, p) for h, p in sip_bound])
-    for host, port in sip_bound:
-        await transports.listen_udp(host, port, reuse_port=True)
+    for _host, port in sip_bound:  # the ports the main process bound
         identity.ports.setdefault("udp", port)
         identity.ports.setdefault("tcp", port)
     core = SipCore(identity=identity, clock=clock, directory=directory, registrar=registrar, location=location,
                    calls=calls, send=transports.send, proxy_factory=lambda c: Proxy(c, auth))
-    core_box.append(core)
+
+    def on_udp(data: bytes, peer: Peer) -> None:
+        if data[:9] == b"REGISTER ":
+            core.on_message(data, peer)
+        elif channel_box:
+            channel_box[0].send(SIP, encode_sip(data, peer))  # the kernel gave us someone else's message
+
+    transports.on_message = on_udp
+    for host, port in sip_bound:
+        await transports.listen_udp(host, port, reuse_port=True)
 
     def apply_change(change: Any) -> None:
         directory.apply(change)
