@@ -134,8 +134,6 @@ class Proxy:
         self.plans = plans if plans is not None else load_plans()
         self.counters = counters if counters is not None else MemoryCounters()
         self.guard = guard or FloodGuard()
-        self._users_version = -1
-        self._users_per_account: dict[int, int] = {}
         core.calls.on_end = self._call_ended
         core.calls.rate = self._rate
 
@@ -385,14 +383,9 @@ class Proxy:
         return float(plan.fair_use.monthly_limit(authorised_users=users, audio_users=users))
 
     def _authorised_users(self, account_id: int) -> int:
-        """Users in the account (the fair-use basis of R26/R31), recounted when the snapshot changes."""
-        snapshot = self.core.directory.snapshot
-        if snapshot.version != self._users_version:
-            counts: dict[int, int] = {}
-            for user in snapshot.users.values():
-                counts[user.account_id] = counts.get(user.account_id, 0) + 1
-            self._users_per_account, self._users_version = counts, snapshot.version
-        return self._users_per_account.get(account_id, 0)
+        """Users in the account (the fair-use basis of R26/R31), counted by the directory as users
+        come and go (recounting 100,000 users after each provisioning change stalled the loop)."""
+        return self.core.directory.snapshot.user_count(account_id)
 
     def _hold(self, call: Call, caller: LineEntry, admitted: tuple[Plan, Attempt, Admit]) -> None:
         """An admitted call takes its lease on the concurrency counters and notes where its minutes go."""
@@ -523,7 +516,7 @@ class Proxy:
     @staticmethod
     def _resolve(caller: LineEntry, dialled: str, snapshot: DirectorySnapshot) -> list[LineEntry]:
         """The dialled extension's lines, or the line whose SIP username was dialled, in the caller's account."""
-        by_ext = snapshot.by_extension.get((caller.account_id, dialled))
+        by_ext = snapshot.extension_lines(caller.account_id, dialled)
         if by_ext:
             return list(by_ext)
         line = snapshot.lines.get(dialled)

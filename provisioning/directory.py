@@ -182,10 +182,11 @@ class DirectorySnapshot:
 
     - `lines`: sip_username → LineEntry (digest auth, registrar)
     - `lines_by_id`: line id → LineEntry
-    - `by_extension`: (account_id, extension) → lines of that user (routing)
     - `by_user`: user id → lines; `by_device`: device id → lines
     - `users`: user id → UserEntry; `user_by_extension`: (account_id, extension) → user id
-      (a known extension without lines is "480 not registered", not "404 unknown")
+      (a known extension without lines is "480 not registered", not "404 unknown");
+      `extension_lines()` goes through these two (no map of its own: at 100,000 lines a
+      third index costs ~15 MB); `user_counts`: account id → users (R26/R31 fair use)
     - `accounts`: account id → AccountEntry (status, plan, region, deposit, allow-list)
     - `licences`: licence id → LicenceEntry; `by_licence`: licence id → lines of its users
     - `devices`: device id → DeviceEntry; `device_by_mac`: MAC → device id (E911, issue #4)
@@ -196,9 +197,9 @@ class DirectorySnapshot:
     accounts: FrozenMap[int, AccountEntry] = field(default_factory=_empty)
     users: FrozenMap[int, UserEntry] = field(default_factory=_empty)
     user_by_extension: FrozenMap[tuple[int, str], int] = field(default_factory=_empty)
+    user_counts: FrozenMap[int, int] = field(default_factory=_empty)
     lines: FrozenMap[str, LineEntry] = field(default_factory=_empty)
     lines_by_id: FrozenMap[int, LineEntry] = field(default_factory=_empty)
-    by_extension: FrozenMap[tuple[int, str], tuple[LineEntry, ...]] = field(default_factory=_empty)
     by_user: FrozenMap[int, tuple[LineEntry, ...]] = field(default_factory=_empty)
     by_device: FrozenMap[int, tuple[LineEntry, ...]] = field(default_factory=_empty)
     licences: FrozenMap[int, LicenceEntry] = field(default_factory=_empty)
@@ -212,7 +213,18 @@ class DirectorySnapshot:
         return self.lines.get(sip_username)
 
     def extension_lines(self, account_id: int, extension: str) -> tuple[LineEntry, ...]:
-        return self.by_extension.get((account_id, extension), ())
+        """The lines of the account's user with this extension, by line id (routing)."""
+        user_id = self.user_by_extension.get((account_id, extension))
+        if user_id is None:
+            return ()
+        lines = self.by_user.get(user_id, ())
+        if all(e.account_id == account_id for e in lines):
+            return lines
+        return tuple(e for e in lines if e.account_id == account_id)
+
+    def user_count(self, account_id: int) -> int:
+        """Users in the account (the fair-use basis of R26/R31)."""
+        return self.user_counts.get(account_id, 0)
 
     def device_location(self, device_id: int) -> LocationEntry | None:
         """The registered location of a device, or None."""
@@ -241,10 +253,26 @@ class DirectorySnapshot:
         return {**location.civic, "callback_number": location.callback_number}
 
 
-def _user_entry(user: User) -> UserEntry:
-    assert user.id is not None
-    return UserEntry(id=user.id, account_id=user.account_id, named_user_id=user.named_user_id,
-                     display_name=user.display_name, extension=user.extension)
+# Rows are read in batches, not buffered whole: at 100,000 lines a buffered result (a Row per
+# line next to the entries built from it) set the start-up peak, and the process kept that peak.
+_BATCH = 2_000
+_USER_COLUMNS = (User.id, User.account_id, User.named_user_id, User.display_name, User.extension)
+
+
+def _fetch_users(session: Session, where: ColumnElement[bool] | None = None) -> list[UserEntry]:
+    """User entries from plain rows (no ORM objects: 100,000 users load in a fraction of the
+    time and leave no identity map behind)."""
+    stmt = select(*_USER_COLUMNS)  # type: ignore[call-overload]
+    if where is not None:
+        stmt = stmt.where(where)
+    return [UserEntry(*row) for row in session.exec(stmt.execution_options(yield_per=_BATCH))]
+
+
+def _count_users(users: Iterable[UserEntry]) -> dict[int, int]:
+    counts: dict[int, int] = {}
+    for u in users:
+        counts[u.account_id] = counts.get(u.account_id, 0) + 1
+    return counts
 
 
 def _account_entry(account: Account) -> AccountEntry:
@@ -373,7 +401,11 @@ _LINE_COLUMNS = (
 )
 
 
-def _fetch_lines(session: Session, where: ColumnElement[bool] | None = None) -> list[LineEntry]:
+def _fetch_lines(session: Session, where: ColumnElement[bool] | None = None,
+                 users: Mapping[int, UserEntry] | None = None) -> list[LineEntry]:
+    """Line entries for the rows `where` selects; `users` (the snapshot's, already holding any
+    user this change touched) lends its strings and ids, so a line does not carry its own
+    copies of what its user entry holds."""
     stmt = (select(*_LINE_COLUMNS)  # type: ignore[call-overload]
             .join(Device, col(Line.device_id) == col(Device.id))
             .join(User, col(Line.user_id) == col(User.id))
@@ -381,20 +413,39 @@ def _fetch_lines(session: Session, where: ColumnElement[bool] | None = None) -> 
             .outerjoin(Licence, col(Licence.id) == col(LicenceMember.licence_id)))
     if where is not None:
         stmt = stmt.where(where)
-    return [_line_entry(row) for row in session.exec(stmt)]
+    ids: dict[int, int] = {}
+    return [_line_entry(row, users or {}, ids) for row in session.exec(stmt.execution_options(yield_per=_BATCH))]
 
 
-# Columns whose values repeat across lines (realm, device state and kind, profile id, purpose,
-# licence kind): one shared string each instead of a copy per row (100,000 lines: ~30 MB).
+# Memory (issue #6: 100,000 lines). Columns whose values repeat across lines (realm, device
+# state and kind, profile id, purpose, licence kind) are interned: one string each instead of a
+# copy per row (~30 MB). Ids that repeat (device, location, account, licence) share one int
+# object per fetch (16 lines of a T54W name one device), and the user's id, extension, display
+# name and named user id are the user entry's own objects (~250 B a line).
 _SHARED_COLUMNS = (1, 7, 8, 15, 17, 20)
+_SHARED_IDS = (6, 9, 14, 19)
+_USER_ID, _EXTENSION, _DISPLAY_NAME, _NAMED_USER_ID = 10, 11, 12, 13
 
 
-def _line_entry(row: Any) -> LineEntry:
+def _line_entry(row: Any, users: Mapping[int, UserEntry], ids: dict[int, int]) -> LineEntry:
     values = list(row)
     for i in _SHARED_COLUMNS:
         value = values[i]
         if value is not None:
             values[i] = sys.intern(value)
+    for i in _SHARED_IDS:
+        value = values[i]
+        if value is not None:
+            values[i] = ids.setdefault(value, value)
+    user = users.get(values[_USER_ID])
+    if user is not None:
+        values[_USER_ID] = user.id
+        if user.extension == values[_EXTENSION]:
+            values[_EXTENSION] = user.extension
+        if user.display_name == values[_DISPLAY_NAME]:
+            values[_DISPLAY_NAME] = user.display_name
+        if user.named_user_id == values[_NAMED_USER_ID]:
+            values[_NAMED_USER_ID] = user.named_user_id
     return LineEntry(*values)
 
 
@@ -411,10 +462,6 @@ def _group(entries: Iterable[LineEntry], key: Callable[[LineEntry], K]) -> dict[
 def _by_licence(entries: Iterable[LineEntry]) -> dict[int, tuple[LineEntry, ...]]:
     """Lines of licensed users only (lines without a licence are left out)."""
     return {k: v for k, v in _group(entries, lambda e: e.licence_id).items() if k is not None}
-
-
-def _ext_key(e: LineEntry) -> tuple[int, str]:
-    return (e.account_id, e.extension)
 
 
 def _reindex(index: LineIndex, key: Callable[[LineEntry], Any],
@@ -443,8 +490,18 @@ def _reindex(index: LineIndex, key: Callable[[LineEntry], Any],
 
 def replace_lines(snap: DirectorySnapshot, old: Iterable[LineEntry],
                   new: list[LineEntry]) -> DirectorySnapshot:
-    """Snapshot with the `old` line entries swapped for `new` in every index."""
-    old = list(old)
+    """Snapshot with the `old` line entries swapped for `new` in every index. Entries equal to
+    the ones they replace are left out: the snapshot keeps the objects it has (a bulk import
+    re-reads the whole account, and copying every shard for it would churn the heap)."""
+    held = {e.line_id: e for e in old}
+    same = {e.line_id for e in new if held.get(e.line_id) == e}
+    if same:
+        old = [e for e in held.values() if e.line_id not in same]
+        new = [e for e in new if e.line_id not in same]
+    else:
+        old = list(held.values())
+    if not old and not new:
+        return snap
     new_names = {e.sip_username for e in new}
     new_ids = {e.line_id for e in new}
     return replace(
@@ -453,7 +510,6 @@ def replace_lines(snap: DirectorySnapshot, old: Iterable[LineEntry],
                                 [e.sip_username for e in old if e.sip_username not in new_names]),
         lines_by_id=snap.lines_by_id.evolve({e.line_id: e for e in new},
                                             [e.line_id for e in old if e.line_id not in new_ids]),
-        by_extension=_reindex(snap.by_extension, _ext_key, old, new),
         by_user=_reindex(snap.by_user, lambda e: e.user_id, old, new),
         by_device=_reindex(snap.by_device, lambda e: e.device_id, old, new),
         by_licence=_reindex(snap.by_licence, lambda e: e.licence_id, old, new),
@@ -499,8 +555,8 @@ class Directory:
         """Build the whole snapshot from the database (start-up, or resync)."""
         with self._lock, self._session(session) as s:
             accounts = [_account_entry(a) for a in s.exec(select(Account))]
-            users = [_user_entry(u) for u in s.exec(select(User))]
-            entries = _fetch_lines(s)
+            users = _fetch_users(s)
+            entries = _fetch_lines(s, users={u.id: u for u in users})
             licences = _licence_entries(s)
             devices = _fetch_devices(s)
             locations = _fetch_locations(s)
@@ -509,9 +565,9 @@ class Directory:
                 accounts=FrozenMap((a.id, a) for a in accounts),
                 users=FrozenMap((u.id, u) for u in users),
                 user_by_extension=FrozenMap(((u.account_id, u.extension), u.id) for u in users),
+                user_counts=FrozenMap(_count_users(users)),
                 lines=FrozenMap((e.sip_username, e) for e in entries),
                 lines_by_id=FrozenMap((e.line_id, e) for e in entries),
-                by_extension=FrozenMap(_group(entries, _ext_key)),
                 by_user=FrozenMap(_group(entries, lambda e: e.user_id)),
                 by_device=FrozenMap(_group(entries, lambda e: e.device_id)),
                 licences=FrozenMap((lic.id, lic) for lic in licences),
@@ -537,27 +593,33 @@ class Directory:
                 if change.kind == "account.devices_imported":
                     # One change for a whole bulk import: re-read the account's lines in one query.
                     before = [e for e in snap.lines_by_id.values() if e.account_id == eid]
-                    snap = replace_lines(snap, before, _fetch_lines(s, col(Device.account_id) == eid))
+                    snap = replace_lines(snap, before, _fetch_lines(s, col(Device.account_id) == eid, snap.users))
                     known = [d.id for d in snap.devices.values() if d.account_id == eid]
                     snap = replace_devices(snap, known, _fetch_devices(s, col(Device.account_id) == eid))
             elif entity == "user":
-                user = s.get(User, eid)
+                fetched = _fetch_users(s, col(User.id) == eid)
                 old_user = snap.users.get(eid)
                 ext_deletes = [(old_user.account_id, old_user.extension)] if old_user else []
-                if user is not None:
-                    entry = _user_entry(user)
+                counts = {} if old_user is None else {
+                    old_user.account_id: snap.user_counts.get(old_user.account_id, 1) - 1}
+                if fetched:
+                    entry = fetched[0]
                     key = (entry.account_id, entry.extension)
                     ext_deletes = [k for k in ext_deletes if k != key]
+                    counts[entry.account_id] = counts.get(
+                        entry.account_id, snap.user_counts.get(entry.account_id, 0)) + 1
                     snap = replace(snap, users=snap.users.evolve({eid: entry}),
                                    user_by_extension=snap.user_by_extension.evolve({key: eid}, ext_deletes))
                 else:
                     snap = replace(snap, users=snap.users.evolve(None, [eid]),
                                    user_by_extension=snap.user_by_extension.evolve(None, ext_deletes))
+                snap = replace(snap, user_counts=snap.user_counts.evolve(
+                    {a: n for a, n in counts.items() if n > 0}, [a for a, n in counts.items() if n <= 0]))
                 snap = replace_lines(snap, snap.by_user.get(eid, ()),
-                                     _fetch_lines(s, col(Line.user_id) == eid))
+                                     _fetch_lines(s, col(Line.user_id) == eid, snap.users))
             elif entity == "device":
                 snap = replace_lines(snap, snap.by_device.get(eid, ()),
-                                     _fetch_lines(s, col(Line.device_id) == eid))
+                                     _fetch_lines(s, col(Line.device_id) == eid, snap.users))
                 snap = replace_devices(snap, [eid], _fetch_devices(s, col(Device.id) == eid))
             elif entity == "location":
                 snap = _refresh_location(snap, s, eid)
@@ -568,13 +630,13 @@ class Directory:
             elif entity == "line":
                 old = snap.lines_by_id.get(eid)
                 # A reassigned line changes user (and username): re-read it by id.
-                snap = replace_lines(snap, [old] if old else [], _fetch_lines(s, col(Line.id) == eid))
+                snap = replace_lines(snap, [old] if old else [], _fetch_lines(s, col(Line.id) == eid, snap.users))
             elif entity == "licence":
                 held = snap.licences.get(eid)
                 now = _licence_entries(s, col(Licence.id) == eid)
                 users = set(held.user_ids if held else ()) | {u for e in now for u in e.user_ids}
                 old_lines = [e for u in users for e in snap.by_user.get(u, ())]
-                new_lines = _fetch_lines(s, col(Line.user_id).in_(sorted(users))) if users else []
+                new_lines = _fetch_lines(s, col(Line.user_id).in_(sorted(users)), snap.users) if users else []
                 snap = replace(snap, licences=snap.licences.evolve(
                     {e.id: e for e in now}, () if now else [eid]))
                 snap = replace_lines(snap, old_lines, new_lines)

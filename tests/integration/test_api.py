@@ -314,8 +314,8 @@ def test_directory_snapshot_follows_each_change(prov: Api) -> None:
     assert snap.by_device[dev["id"]] == (snap.lines[name],)
 
     fresh = Directory(prov.engine).load_all()  # the incremental result equals a full reload
-    for attr in ("accounts", "users", "user_by_extension", "lines", "lines_by_id",
-                 "by_extension", "by_user", "by_device"):
+    for attr in ("accounts", "users", "user_by_extension", "user_counts", "lines", "lines_by_id",
+                 "by_user", "by_device"):
         assert dict(getattr(snap, attr)) == dict(getattr(fresh, attr)), attr
     kinds = [c.kind for c in prov.changes if c.account_id == acc["id"]]
     assert kinds == ["account.created", "user.created", "device.created", "location.created",

@@ -22,7 +22,7 @@ from provisioning.services import ServiceEnv
 from tests.conftest_db import ManualClock, sqlite_url  # noqa: F401
 
 DOMAIN = "dir.voiplab.test"
-MAPS = ("accounts", "users", "user_by_extension", "lines", "lines_by_id", "by_extension",
+MAPS = ("accounts", "users", "user_by_extension", "user_counts", "lines", "lines_by_id",
         "by_user", "by_device")
 
 
@@ -106,6 +106,39 @@ def test_incremental_equals_full_reload_through_a_story(engine: Engine) -> None:
         same(directory.snapshot, Directory(engine).load_all())
 
 
+
+def test_user_counts_and_shared_strings_follow_changes(engine: Engine) -> None:
+    """`user_counts` (the R26/R31 fair-use basis) is kept per account as users come and go, and a
+    line holds its user's own strings rather than copies (issue #6: ~250 B a line at 100,000)."""
+    bus = ChangeBus()
+    directory = Directory(engine)
+    directory.load_all()
+    bus.subscribe(directory.apply)
+    with Session(engine, expire_on_commit=False) as s:
+        env = ServiceEnv(session=s, now=ManualClock(), sip_domain=DOMAIN, catalog=load_catalog(), bus=bus)
+        a = services.create_account(env, AccountCreate(name="A", plan="connect", region="UK")).id
+        b = services.create_account(env, AccountCreate(name="B", plan="connect", region="UK")).id
+        assert a is not None and b is not None
+        ids = [services.create_user(env, acc, UserCreate(named_user_id=f"u{k}.{acc}@x.example",
+                                                         display_name=f"U {k}", extension=f"2{k}")).id
+               for acc, k in ((a, 0), (a, 1), (a, 2), (b, 0))]
+        assert ids[0] is not None
+        snap = directory.snapshot
+        assert (snap.user_count(a), snap.user_count(b), snap.user_count(999)) == (3, 1, 0)
+        dev = services.create_device(env, a, DeviceCreate(hardware_profile="softphone-mobile", name="p",
+                                                          lines=[LineSpec(user_id=ids[0])]))
+        line = directory.snapshot.lines[dev.lines[0].sip_username]
+        user = directory.snapshot.users[ids[0]]
+        assert line.extension is user.extension and line.display_name is user.display_name
+        assert line.named_user_id is user.named_user_id and line.user_id is user.id
+
+        s.delete(s.get(User, ids[3]))
+        s.commit()
+        directory.apply(Change("user.deleted", ids[3] or 0, b))
+        assert (directory.snapshot.user_count(a), directory.snapshot.user_count(b)) == (3, 0)
+        assert b not in directory.snapshot.user_counts
+        same(directory.snapshot, Directory(engine).load_all())
+
 def _bulk_load(engine: Engine, n: int, clock: ManualClock) -> None:
     """10k users/devices/lines via bulk inserts (fast set-up, not via services)."""
     now = clock()
@@ -133,7 +166,7 @@ def test_one_change_among_10k_devices_reads_and_copies_only_its_rows(engine: Eng
     _bulk_load(engine, n, clock)
     directory = Directory(engine)
     before = directory.load_all()
-    assert len(before.lines) == n and len(before.by_extension) == n
+    assert len(before.lines) == n and len(before.user_by_extension) == n
 
     with Session(engine) as s:
         dev = s.get(Device, 4242)
@@ -160,7 +193,7 @@ def test_one_change_among_10k_devices_reads_and_copies_only_its_rows(engine: Eng
     assert after.devices[4242].state == "active" and before.devices[4242].state == "located"
     assert before.lines["14242-u4242"].device_state == "located"  # old snapshot untouched
     assert after.version == before.version + 1
-    for name in ("lines", "lines_by_id", "by_extension", "by_user", "by_device"):
+    for name in ("lines", "lines_by_id", "by_user", "by_device"):
         shards = len(getattr(after, name)._shards)
         assert getattr(after, name).shares_shards_with(getattr(before, name)) >= shards - 1, name
     assert after.devices.shares_shards_with(before.devices) >= len(after.devices._shards) - 1
