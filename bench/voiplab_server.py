@@ -70,6 +70,12 @@ class Api:
             self._conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
         return self._conn
 
+    def clone(self) -> Api:
+        """Another client for the same server and token, on its own connection (one per thread)."""
+        other = Api(self.host, self.port, "", self.timeout)
+        other.headers = dict(self.headers)
+        return other
+
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
