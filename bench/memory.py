@@ -44,6 +44,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -192,10 +193,15 @@ class Provisioner:
         location_id = int(api.ok("POST", f"{API}/accounts/{account_id}/locations", dict(LOCATION))["id"])
         user_ids: list[int] = []
         extensions: dict[int, str] = {}
-        clients = [api.clone() for _ in range(USER_CLIENTS)]
+        clients: list[Api] = []
+        mine = threading.local()  # one connection per pool thread (http.client is not thread-safe)
 
         def create(i: int) -> int:
-            user = clients[i % USER_CLIENTS].ok("POST", f"{API}/accounts/{account_id}/users", {
+            client = getattr(mine, "api", None)
+            if client is None:
+                client = mine.api = api.clone()
+                clients.append(client)
+            user = client.ok("POST", f"{API}/accounts/{account_id}/users", {
                 "named_user_id": f"mem{i}@{DOMAIN}", "display_name": f"Mem {i}",
                 "extension": str(EXTENSION_BASE + i)})
             return int(user["id"])
