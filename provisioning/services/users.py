@@ -30,9 +30,14 @@ def locked_account(env: ServiceEnv, account_id: int) -> Account:
     return account
 
 
-def user_count(session: Session, account_id: int) -> int:
-    return int(session.exec(select(func.count()).select_from(User)
-                            .where(User.account_id == account_id)).one())
+def user_count(session: Session, account_id: int, *, up_to: int | None = None) -> int:
+    """Users in the account; with `up_to`, counting stops there (a limit check needs no more,
+    and a full count of 100,000 users cost ~6 ms on every user created)."""
+    if up_to is None:
+        return int(session.exec(select(func.count()).select_from(User)
+                                .where(User.account_id == account_id)).one())
+    some = select(User.id).where(User.account_id == account_id).limit(up_to).subquery()
+    return int(session.exec(select(func.count()).select_from(some)).one())
 
 
 def check_named_user_id(findings: Findings, named_user_id: str, kind: str) -> None:
@@ -47,7 +52,12 @@ def seat_limits(env: ServiceEnv, account: Account, findings: Findings, *, adding
     """R21 (extensions per account) and R5 (flex maximum) for `adding` more users."""
     plan = env.plans.get(account.plan)
     assert account.id is not None
-    count = user_count(env.session, account.id)
+    limits = [] if plan is None else [plan.extension_limit] if plan.extension_limit is not None else []
+    if plan is not None and plan.flex is not None and account.flex_minimum is not None:
+        limits.append(plan.flex.max_multiplier * account.flex_minimum)
+    if not limits:
+        return  # nothing to check: no need to count
+    count = user_count(env.session, account.id, up_to=int(max(limits)) + 1)
     if plan is not None and plan.extension_limit is not None and count + adding > plan.extension_limit:
         findings.error(("extension",), "R21",
                        f"account {account.id} has {count} of at most {plan.extension_limit} extensions "
