@@ -156,8 +156,10 @@ class SipCore:
         return self.limits.housekeeping_real_seconds  # self.clock counts real seconds
 
     def housekeep(self) -> None:
-        """Periodic, off the request path: expired bindings out, abandoned calls closed with a record."""
+        """Periodic, off the request path: expired bindings and nonce counts out, abandoned calls
+        closed with a record."""
         self.location.sweep(self.clock.now())
+        self.registrar.auth.nonces.sweep(self.clock.now())
         self.calls.expire(self.limits.max_call, self.limits.max_setup)
         self._housekeeping = self.clock.call_later(self._housekeeping_delay(), self.housekeep)
 

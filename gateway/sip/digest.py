@@ -549,6 +549,24 @@ class NonceManager:
         self._seen[nonce] = (issued_at, nc)
         return True
 
+    def sweep(self, now: float) -> int:
+        """Forget the counts of nonces that have expired (they are refused as stale anyway);
+        returns how many. Without it an idle registrar kept one entry (~220 B) per nonce until
+        the table filled: 100,000 phones registered once held 22 MB of dead counts.
+
+        Entries sit in first-use order, which follows issue order to within a round trip, so
+        the scan stops at the first live nonce: the cost is the number dropped, not the table.
+        An expired entry behind a live one goes on a later sweep (or `_make_room`)."""
+        horizon = now - self._lifetime
+        expired = []
+        for key, (issued, _nc) in self._seen.items():
+            if issued >= horizon:
+                break
+            expired.append(key)
+        for key in expired:
+            del self._seen[key]
+        return len(expired)
+
     def _make_room(self, now: float) -> None:
         seen = self._seen
         if len(seen) < self._max_entries:

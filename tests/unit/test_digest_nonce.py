@@ -136,6 +136,25 @@ def test_expired_entries_are_purged_before_evicting() -> None:
     assert nm.check_nc(early, 1, later)
 
 
+def test_sweep_forgets_expired_counts_without_letting_a_replay_through() -> None:
+    """An idle registrar does not keep a count per nonce until the table fills (issue #6)."""
+    nm = NonceManager(SECRET, LIFETIME)
+    old = [nm.issue(1000.0 + i) for i in range(5)]
+    fresh = nm.issue(1020.0)
+    for k, nonce in enumerate(old):
+        assert nm.check_nc(nonce, 1, 1020.0 + k * 0.001)
+    assert nm.check_nc(fresh, 1, 1020.0)
+    assert len(nm) == 6
+    assert nm.sweep(1020.0) == 0  # all still valid
+    assert nm.sweep(1000.0 + LIFETIME + 2.5) == 3  # issued at 1000, 1001, 1002
+    assert len(nm) == 3
+    assert nm.check(old[0], 1000.0 + LIFETIME + 2.5) is NonceState.STALE
+    assert not nm.check_nc(old[0], 2, 1000.0 + LIFETIME + 2.5)  # expired: refused, not re-admitted
+    assert not nm.check_nc(old[3], 1, 1000.0 + LIFETIME + 2.5)  # still live: a replay stays a replay
+    assert nm.sweep(1020.0 + LIFETIME + 1) == 3
+    assert len(nm) == 0
+
+
 @pytest.mark.parametrize("alg", list(Algorithm))
 def test_registrar_flow(alg: Algorithm) -> None:
     """Challenge -> answer -> verify -> nc guard, the way the registrar chains them."""

@@ -247,3 +247,15 @@ def test_credentials_for_another_uri_are_a_bad_request(gw: Gateway) -> None:
               alice.peer)
     final = gw.one(alice.peer)
     assert isinstance(final, Response) and final.status == 400 and "Request-URI" in final.reason
+
+
+def test_housekeeping_forgets_the_counts_of_expired_nonces(tmp_path: Path) -> None:
+    """The replay guard's entry for a registration's nonce goes once the nonce has expired,
+    on the periodic sweep, not only when the table fills (issue #6: memory per binding)."""
+    gw = Gateway(tmp_path, nonce_lifetime=30)
+    alice = gw.phone("1001")
+    assert register(gw, alice).status == 200
+    assert len(gw.auth.nonces) == 1
+    gw.clock.advance(31 + gw.core.limits.housekeeping_real_seconds)
+    assert len(gw.auth.nonces) == 0
+    assert len(gw.location.lookup(alice.username, gw.clock.now())) == 1  # the binding stays
