@@ -198,7 +198,7 @@ async def run_worker(settings: Settings, fd: int, index: int, secret: bytes, sip
     from gateway.core import SipCore
     from gateway.proxy import Proxy
     from gateway.registrar import Registrar, RegistrarConfig
-    from gateway.serve import _algorithms, make_identity, tune_gc
+    from gateway.serve import _algorithms, make_identity, tune_gc, tune_switch_interval
     from gateway.sip.digest import NonceManager
     from gateway.transport import Transports
     from provisioning.db import make_engine
@@ -264,6 +264,7 @@ async def run_worker(settings: Settings, fd: int, index: int, secret: bytes, sip
     channel_box.append(channel)
 
     tune_gc()
+    tune_switch_interval()
     channel.send(READY, b"")
     await stopping.wait()
     core.close()
