@@ -49,26 +49,29 @@ def check_named_user_id(findings: Findings, named_user_id: str, kind: str) -> No
 
 
 def seat_limits(env: ServiceEnv, account: Account, findings: Findings, *, adding: int = 1) -> None:
-    """R21 (extensions per account) and R5 (flex maximum) for `adding` more users."""
+    """R21 (extensions per account) and R5 (flex maximum) for `adding` more users. The users are
+    counted only when a limit applies, and only up to it (`user_count(up_to=...)`)."""
     plan = env.plans.get(account.plan)
     assert account.id is not None
-    limits = [] if plan is None else [plan.extension_limit] if plan.extension_limit is not None else []
-    if plan is not None and plan.flex is not None and account.flex_minimum is not None:
-        limits.append(plan.flex.max_multiplier * account.flex_minimum)
+    if plan is None:
+        return
+    extension_limit = plan.extension_limit
+    flex_maximum = (plan.flex.max_multiplier * account.flex_minimum
+                    if plan.flex is not None and account.flex_minimum is not None else None)
+    limits = [limit for limit in (extension_limit, flex_maximum) if limit is not None]
     if not limits:
-        return  # nothing to check: no need to count
+        return
     count = user_count(env.session, account.id, up_to=int(max(limits)) + 1)
-    if plan is not None and plan.extension_limit is not None and count + adding > plan.extension_limit:
+    if extension_limit is not None and count + adding > extension_limit:
         findings.error(("extension",), "R21",
-                       f"account {account.id} has {count} of at most {plan.extension_limit} extensions "
-                       f"on plan {plan.id} (R21)", plan.extension_limit)
-    if plan is not None and plan.flex is not None and account.flex_minimum is not None:
-        maximum = plan.flex.max_multiplier * account.flex_minimum
-        if count + adding > maximum:
-            findings.error(("named_user_id",), "R5",
-                           f"flex subscription allows at most {maximum} users "
-                           f"({plan.flex.max_multiplier} x minimum {account.flex_minimum}); "
-                           f"account {account.id} has {count} (R5)", maximum)
+                       f"account {account.id} has {count} of at most {extension_limit} extensions "
+                       f"on plan {plan.id} (R21)", extension_limit)
+    if flex_maximum is not None and count + adding > flex_maximum:
+        assert plan.flex is not None
+        findings.error(("named_user_id",), "R5",
+                       f"flex subscription allows at most {flex_maximum} users "
+                       f"({plan.flex.max_multiplier} x minimum {account.flex_minimum}); "
+                       f"account {account.id} has {count} (R5)", flex_maximum)
 
 
 def create_user(env: ServiceEnv, account_id: int, data: UserCreate) -> User:
