@@ -9,6 +9,7 @@ the sweep's cost never sits on the request path.
 from __future__ import annotations
 
 import heapq
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -54,7 +55,15 @@ class LocationService:
         return self._by_contact.get(contact)
 
     def put(self, binding: Binding) -> None:
-        """Add or refresh a binding (same contact URI, or same instance id, replaces)."""
+        """Add or refresh a binding (same contact URI, or same instance id, replaces).
+
+        Memory (issue #6): phones of one model send one User-Agent and a lab's phones share a
+        few hosts, so the binding is made to point at one shared string for each rather than
+        its own copy (from the registrar and from a replicated copy alike)."""
+        if binding.user_agent is not None:
+            binding.user_agent = sys.intern(binding.user_agent)
+        peer = binding.peer
+        binding.peer = Peer(peer.proto, sys.intern(peer.host), peer.port, peer.conn)
         bindings = self._by_aor.setdefault(binding.aor, [])
         for i, old in enumerate(bindings):
             if old.contact == binding.contact or (binding.instance and old.instance == binding.instance):

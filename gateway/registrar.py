@@ -9,7 +9,6 @@ activated) cannot register at all.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -166,13 +165,7 @@ class Registrar:
             self.location.remove_all(aor)
             return None
         existing = {b.contact: b for b in self.location.lookup(aor, now)}
-        # Memory (issue #6): phones of one model send one User-Agent and a lab's phones share a
-        # few hosts, so a binding points at one shared string for each rather than its own copy
-        # (the AOR is already the directory's own username string).
-        user_agent = req.get("user-agent")
-        if user_agent is not None:
-            user_agent = sys.intern(user_agent)
-        peer = peer._replace(host=sys.intern(peer.host))
+        user_agent = req.get("user-agent")  # LocationService.put shares it (and the host) between bindings
         plans: list[tuple[str, int, Binding | None, str, str | None, str | None, float]] = []
         for contact in contacts:
             if not isinstance(contact.uri, SipURI):

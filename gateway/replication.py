@@ -20,7 +20,6 @@ import asyncio
 import logging
 import pickle
 import struct
-import sys
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -78,10 +77,6 @@ class ReplicatedLocation(LocationService):
             b.registered_at += now
             if origin is not None:
                 b.registrar = origin
-            # shared strings, as the registrar stores them (see Registrar._update_bindings)
-            if b.user_agent is not None:
-                b.user_agent = sys.intern(b.user_agent)
-            b.peer = b.peer._replace(host=sys.intern(b.peer.host))
             LocationService.put(self, b)
         elif kind == "remove":
             LocationService.remove(self, op[1], op[2])

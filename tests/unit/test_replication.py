@@ -57,6 +57,25 @@ def test_another_copy_applies_operations_on_its_own_clock_without_reporting_them
     assert main.lookup("alice", 6.0) == []
 
 
+
+def test_bindings_share_their_user_agent_and_host_strings_also_when_replicated() -> None:
+    """LocationService.put points every binding at one shared User-Agent and host string (issue #6:
+    memory per binding), for bindings made here and for copies that came over the channel."""
+    ops: list[Any] = []
+    worker = ReplicatedLocation(Clock(1000.0).now, ops.append)
+    main = ReplicatedLocation(Clock(5.0).now, [].append)
+    for user, port in (("alice", 5062), ("bob", 5064)):
+        b = binding(user, f"sip:{user}@10.0.0.1", expires_at=1060.0)
+        b.user_agent = "".join(["Yealink ", "SIP-T54W"])  # a fresh string each time, as parsed
+        b.peer = Peer("udp", "".join(["127.0.0.", "1"]), port)
+        worker.put(b)
+        main.apply(pickle.loads(pickle.dumps(ops[-1])), origin="worker-1")
+    for copy in (worker, main):
+        alice, bob = copy.lookup("alice", 0.0) + copy.lookup("bob", 0.0)
+        assert alice.user_agent == "Yealink SIP-T54W" and alice.user_agent is bob.user_agent
+        assert alice.peer.host == "127.0.0.1" and alice.peer.host is bob.peer.host
+        assert (alice.peer.port, bob.peer.port) == (5062, 5064)
+
 def test_register_affinity_follows_the_call_id_whatever_else_differs() -> None:
     one = b"REGISTER sip:x SIP/2.0\r\nVia: SIP/2.0/UDP a;branch=z9hG4bK1\r\nCall-ID: abc@host\r\nCSeq: 1 REGISTER\r\n\r\n"
     two = b"REGISTER sip:x SIP/2.0\r\nVia: SIP/2.0/UDP a;branch=z9hG4bK2\r\ni:  abc@host\r\nCSeq: 2 REGISTER\r\n\r\n"
