@@ -275,6 +275,13 @@ def _count_users(users: Iterable[UserEntry]) -> dict[int, int]:
     return counts
 
 
+def _recount(counts: FrozenMap[int, int], deltas: Mapping[int, int]) -> FrozenMap[int, int]:
+    """`counts` moved by `deltas` (account id → users added, negative for removed); an account
+    left with none drops out, and a zero delta (an edit) copies nothing."""
+    now = {a: counts.get(a, 0) + d for a, d in deltas.items() if d}
+    return counts.evolve({a: n for a, n in now.items() if n > 0}, [a for a, n in now.items() if n <= 0])
+
+
 def _account_entry(account: Account) -> AccountEntry:
     assert account.id is not None
     return AccountEntry(id=account.id, name=account.name, plan=account.plan,
@@ -600,21 +607,18 @@ class Directory:
                 fetched = _fetch_users(s, col(User.id) == eid)
                 old_user = snap.users.get(eid)
                 ext_deletes = [(old_user.account_id, old_user.extension)] if old_user else []
-                counts = {} if old_user is None else {
-                    old_user.account_id: snap.user_counts.get(old_user.account_id, 1) - 1}
+                deltas = {} if old_user is None else {old_user.account_id: -1}
                 if fetched:
                     entry = fetched[0]
                     key = (entry.account_id, entry.extension)
                     ext_deletes = [k for k in ext_deletes if k != key]
-                    counts[entry.account_id] = counts.get(
-                        entry.account_id, snap.user_counts.get(entry.account_id, 0)) + 1
+                    deltas[entry.account_id] = deltas.get(entry.account_id, 0) + 1
                     snap = replace(snap, users=snap.users.evolve({eid: entry}),
                                    user_by_extension=snap.user_by_extension.evolve({key: eid}, ext_deletes))
                 else:
                     snap = replace(snap, users=snap.users.evolve(None, [eid]),
                                    user_by_extension=snap.user_by_extension.evolve(None, ext_deletes))
-                snap = replace(snap, user_counts=snap.user_counts.evolve(
-                    {a: n for a, n in counts.items() if n > 0}, [a for a, n in counts.items() if n <= 0]))
+                snap = replace(snap, user_counts=_recount(snap.user_counts, deltas))
                 snap = replace_lines(snap, snap.by_user.get(eid, ()),
                                      _fetch_lines(s, col(Line.user_id) == eid, snap.users))
             elif entity == "device":
