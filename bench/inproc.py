@@ -1,12 +1,17 @@
 """In-process cost of the gateway's hot paths, without sockets or SIPp.
 
-``python -m bench.inproc [--scenario register|call|cdr] [--rounds N] [--profile]`` drives
+``python -m bench.inproc [--scenario register|call|cdr|first-registration] [--rounds N] [--profile]`` drives
 the real ``SipCore`` (the unit tests' harness: real directory on SQLite, ManualClock,
 sends captured) with REGISTER exchanges (REGISTER → 401 → REGISTER + Authorization → 200)
 or the bench's authenticated call (INVITE → 407 → ACK → INVITE → 100/200 → ACK → BYE →
 200), and counts only the CPU of the gateway's ``on_message`` calls, not the client side
-that builds requests and answers challenges; ``cdr`` times the call-record writer.  It is
-the quick loop for profile-guided work; ``make bench`` is the measurement that counts.
+that builds requests and answers challenges; ``cdr`` times the call-record writer.
+``first-registration`` is a lab's phones registering for the first time (``--n`` devices of
+``--lines`` lines each, one REGISTER exchange per line, lines of a device back to back as
+SIPp sends them), with the R13 fingerprint writer and the directory wired as ``voiplab
+serve`` wires them: it reports the gateway's CPU and the whole process's (writer and
+directory threads included) until every fingerprint is in the snapshot.  It is the quick
+loop for profile-guided work; ``make bench`` is the measurement that counts.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gateway.policy import FloodGuard
-from gateway.serve import tune_gc
+from gateway.serve import FINGERPRINT_LINGER, tune_gc
 from gateway.sip.digest import Algorithm
 from gateway.sip.message import Request, Response
 from gateway.transport import Peer
@@ -105,6 +110,60 @@ def call_exchanges(gw: Gateway, pairs: list[tuple[Phone, Phone]], rounds: int) -
     return count, spent
 
 
+def multi_line_phones(gw: Gateway, devices: int, lines: int) -> list[Phone]:
+    """`devices` activated desk phones (Yealink T54W) of `lines` lines, each line its own user;
+    the lines of a device share its address, as on a real phone."""
+    from sqlmodel import Session
+
+    from provisioning import services
+    from provisioning.schemas import DeviceCreate, LineSpec, UserCreate
+
+    phones: list[Phone] = []
+    with Session(gw.engine) as s:
+        env = gw._env(s)
+        for d in range(devices):
+            users = []
+            for i in range(lines):
+                ext = str(30000 + d * lines + i)
+                user = services.create_user(env, gw.account_id, UserCreate(
+                    named_user_id=f"pat.smith.{ext}@lab.test", display_name=f"Pat {ext}", extension=ext))
+                users.append((user.id, ext))
+            made = services.create_device(env, gw.account_id, DeviceCreate(
+                hardware_profile="yealink-t54w", name=f"desk {d}", mac=f"001565{d:06x}",
+                lines=[LineSpec(user_id=uid) for uid, _ in users]))
+            device_id = made.device.id
+            assert device_id is not None
+            services.bind_location(env, device_id, gw.location_id)
+            services.activate_device(env, device_id)
+            peer = Peer("udp", "127.0.0.1", 20000 + d)
+            for line, (_, ext) in zip(made.lines, users, strict=True):
+                assert line.id is not None
+                phones.append(Phone(line.sip_username, made.passwords[line.id], ext, device_id, peer))
+    return phones
+
+
+def first_registrations(gw: Gateway, phones: list[Phone]) -> tuple[int, float, float]:
+    """Every line's first REGISTER exchange with R13 on: (exchanges, gateway CPU, process CPU
+    until the snapshot shows every device's fingerprint)."""
+    from gateway.outbox import BatchWriter
+    from provisioning.e911_store import E911Store
+
+    writer = BatchWriter(E911Store(gw.engine, bus=gw.bus).record_registrations, name="fingerprints",
+                         linger=FINGERPRINT_LINGER)
+    gw.registrar.on_fingerprint = writer.submit
+    devices = {p.device_id for p in phones}
+    t0 = time.process_time()
+    count, spent = register_exchanges(gw, phones, 1)
+    deadline = time.monotonic() + 600
+    while any(gw.directory.snapshot.devices[d].last_fingerprint is None for d in devices):
+        if time.monotonic() > deadline:
+            raise SystemExit("the R13 writer did not catch up in 10 minutes")
+        time.sleep(0.005)
+    total = time.process_time() - t0
+    writer.close()
+    return count, spent, total
+
+
 def cdr_writes(batch: int, records: int) -> float:
     """CPU per call record written by ``CdrStore.write_many`` in batches (the writer thread's cost,
     which it takes from the SIP loop: they share the GIL)."""
@@ -132,7 +191,8 @@ def main() -> None:
     p.add_argument("--n", type=int, default=200, help="distinct users")
     p.add_argument("--rounds", type=int, default=10)
     p.add_argument("--profile", action="store_true", help="cProfile the run; print the top functions")
-    p.add_argument("--scenario", choices=("register", "call", "cdr"), default="register")
+    p.add_argument("--scenario", choices=("register", "call", "cdr", "first-registration"), default="register")
+    p.add_argument("--lines", type=int, default=16, help="first-registration: lines per device")
     p.add_argument("--gc-pauses", action="store_true", help="report the cyclic collector's pauses")
     p.add_argument("--gc-thresholds", help="e.g. 50000,20,50 instead of voiplab serve's")
     args = p.parse_args()
@@ -143,6 +203,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         gw = Gateway(Path(tmp), algorithms=(Algorithm.MD5,), guard=FloodGuard(max_per_source=10**9,
                                                                               max_per_callee=10**9))
+        if args.scenario == "first-registration":
+            phones = multi_line_phones(gw, args.n, args.lines)
+            tune_gc()
+            count, spent, total = first_registrations(gw, phones)
+            print(f"first registrations: {count} exchanges on {args.n} devices of {args.lines} lines, "
+                  f"gateway CPU {spent * 1e6 / count:.1f} µs per exchange, process CPU (client side, R13 "
+                  f"writer and directory included) {total * 1e6 / count:.1f} µs per exchange")
+            return
         phones = [gw.phone(f"{2000 + i}") for i in range(args.n)]
         register_exchanges(gw, phones, 1)  # warm-up and bindings for the callees
         pairs = list(zip(phones[0::2], phones[1::2], strict=False))

@@ -21,13 +21,19 @@ log = logging.getLogger("voiplab.outbox")
 
 class BatchWriter:
     def __init__(self, write_many: Callable[[list[dict[str, Any]]], object], *, name: str = "cdr-writer",
-                 batch_max: int = 500, idle_wait: float = 0.2) -> None:
+                 batch_max: int = 500, idle_wait: float = 0.2, linger: float = 0.0) -> None:
+        """`linger`: seconds to wait after the first record of a quiet spell for more to
+        join its batch. A transaction costs milliseconds however few records it writes, so a
+        writer fed a steady trickle (phones registering for the first time, one R13 record per
+        device) would otherwise spend a transaction per record."""
         self._write_many = write_many
         self._queue: deque[dict[str, Any]] = deque()
         self._wake = threading.Event()
+        self._closing = threading.Event()
         self._stop = False
         self._batch_max = batch_max
         self._idle_wait = idle_wait
+        self._linger = linger
         self.written = 0
         self.failed_batches = 0
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -52,6 +58,8 @@ class BatchWriter:
         while True:
             self._wake.wait(self._idle_wait)
             self._wake.clear()
+            if self._linger and 0 < len(self._queue) < self._batch_max:
+                self._closing.wait(self._linger)  # close() cuts it short
             while batch := self._take():
                 self._write(batch)
             if self._stop and not self._queue:
@@ -82,5 +90,6 @@ class BatchWriter:
     def close(self, timeout: float = 30.0) -> None:
         """Stop after everything queued so far is written."""
         self._stop = True
+        self._closing.set()
         self._wake.set()
         self._thread.join(timeout)

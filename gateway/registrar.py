@@ -9,7 +9,7 @@ activated) cannot register at all.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime
@@ -24,9 +24,11 @@ from gateway.sip.parser import build_response, local_tag
 from gateway.sip.uri import SipURI
 from gateway.transport import Peer
 from provisioning.directory import DirectorySnapshot, LineEntry
-from provisioning.events import Change
+from provisioning.events import R13_ONLY, Change
 
 R12_REASON = "Device not activated: emergency location required (R12)"
+#: seconds before a network fingerprint still missing from the snapshot is reported again (R13)
+R13_REPORT_RETRY = 30.0
 
 
 @dataclass(slots=True, frozen=True)
@@ -62,6 +64,8 @@ class Registrar:
         #: than the snapshot remembers (the composition root queues it for the E911 store)
         self.on_fingerprint: Callable[[dict[str, Any]], None] | None = None
         self._fingerprints: dict[tuple[str, str], NetworkFingerprint] = {}  # parsing addresses costs
+        #: R13: device id → (fingerprint, when) last handed to on_fingerprint, until the snapshot shows it
+        self._reported: dict[int, tuple[NetworkFingerprint, float]] = {}
         self._date_cache: tuple[int, str] = (-1, "")
 
     def handle(
@@ -95,12 +99,19 @@ class Registrar:
         if response is not None:
             return response
         if self.on_fingerprint is not None:
-            self._note_network(req, line, peer, snapshot, wall)
+            self._note_network(req, line, peer, snapshot, now, wall)
         return self._ok(req, aor, now, wall)
 
     def _note_network(self, req: Request, line: LineEntry, peer: Peer, snapshot: DirectorySnapshot,
-                      wall: datetime) -> None:
-        """R13: a device registering from a different network than last time may have moved."""
+                      now: float, wall: datetime) -> None:
+        """R13: a device registering from a different network than last time may have moved.
+
+        A fingerprint already handed over is not handed over again while the snapshot catches
+        up (the write and the directory change take a moment): a 16-line phone registers its
+        lines within milliseconds, and a lab's phones starting together would otherwise queue
+        one write per line. After `R13_REPORT_RETRY` seconds it is reported again, so a record
+        lost on the way is not lost for good.
+        """
         contacts = req.contacts
         if contacts == "*" or not contacts or not isinstance(contacts[0].uri, SipURI):
             return
@@ -110,11 +121,25 @@ class Registrar:
             if len(self._fingerprints) > 65536:
                 self._fingerprints.clear()
             current = self._fingerprints[key] = fingerprint(*key)
-        device = snapshot.devices.get(line.device_id)
+        device_id = line.device_id
+        device = snapshot.devices.get(device_id)
         if device is not None and device.last_fingerprint == current:
+            if device_id in self._reported:
+                del self._reported[device_id]
             return  # the common case: same network, nothing to write
+        reported = self._reported.get(device_id)
+        if reported is not None and reported[0] == current and now - reported[1] < R13_REPORT_RETRY:
+            return  # on its way already
+        if len(self._reported) > 65536:
+            self._reported.clear()
+        self._reported[device_id] = (current, now)
         assert self.on_fingerprint is not None
-        self.on_fingerprint({"device_id": line.device_id, "fingerprint": current.as_dict(), "at": wall})
+        self.on_fingerprint({"device_id": device_id, "fingerprint": current.as_dict(), "at": wall})
+
+    def on_changes(self, changes: Sequence[Change], snapshot: DirectorySnapshot, now: float) -> int:
+        """`on_change` for each change of a batch, but R13-only ones (a recorded network
+        fingerprint cannot end a registration); returns how many bindings were dropped."""
+        return sum(self.on_change(c, snapshot, now) for c in changes if c.kind not in R13_ONLY)
 
     def on_change(self, change: Change, snapshot: DirectorySnapshot, now: float) -> int:
         """After a provisioning change (on the loop): bindings that may no longer stand end at once.

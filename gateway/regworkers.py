@@ -40,7 +40,8 @@ import socket
 import subprocess
 import sys
 import zlib
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -167,14 +168,19 @@ class RegistrarWorkers:
 
     def broadcast_change(self, change: object) -> None:
         """ChangeBus subscriber (any thread): the workers' snapshots follow provisioning."""
+        self.broadcast_changes((change,))
+
+    def broadcast_changes(self, changes: Sequence[object]) -> None:
+        """The batch form: one hop to the loop for a batch (the R13 writer's)."""
         loop = self._loop
         if loop is None:
             return
-        loop.call_soon_threadsafe(self._send_change, change)
+        loop.call_soon_threadsafe(self._send_changes, changes)
 
-    def _send_change(self, change: object) -> None:
+    def _send_changes(self, changes: Sequence[object]) -> None:
         for worker in self.workers:
-            worker.channel.send_obj(CHANGE, change)
+            for change in changes:
+                worker.channel.send_obj(CHANGE, change)
 
     async def stop(self) -> None:
         self._stopping = True
@@ -247,8 +253,17 @@ async def run_worker(settings: Settings, fd: int, index: int, secret: bytes, sip
     for host, port in sip_bound:
         await transports.listen_udp(host, port, reuse_port=True)
 
-    def apply_change(change: Any) -> None:
-        directory.apply(change)
+    # Changes queue here and one job on the changes thread folds everything queued by then in
+    # one `apply_many`: a burst (the R13 writer's batch of first registrations) costs one
+    # session and one query per run of devices, not one per change.
+    queued: deque[Any] = deque()
+
+    def apply_changes() -> None:
+        batch = []
+        while queued:
+            batch.append(queued.popleft())
+        if batch:
+            directory.apply_many(batch)
 
     def on_frame(kind: bytes, payload: bytes) -> None:
         if kind == SIP:
@@ -257,7 +272,8 @@ async def run_worker(settings: Settings, fd: int, index: int, secret: bytes, sip
         elif kind == BINDING:
             location.apply(load(payload))
         elif kind == CHANGE:
-            changes.submit(apply_change, load(payload))
+            queued.append(load(payload))
+            changes.submit(apply_changes)  # a job finding the queue empty does nothing
 
     sock = socket.socket(fileno=fd)
     _, channel = await loop.connect_accepted_socket(lambda: Channel(on_frame, stopping.set), sock)

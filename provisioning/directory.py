@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
@@ -41,7 +41,7 @@ from sqlmodel import Session, col, select
 from e911.civic import CIVIC_FIELDS
 from e911.moves import NetworkFingerprint
 from e911.pidf import parse_device_uri
-from provisioning.events import Change
+from provisioning.events import R13_ONLY, Change
 from provisioning.frozenmap import FrozenMap
 from provisioning.models import (
     Account,
@@ -589,64 +589,100 @@ class Directory:
 
     def apply(self, change: Change, session: Session | None = None) -> DirectorySnapshot:
         """Fold one change into a new snapshot (re-reading only affected rows)."""
+        return self.apply_many((change,), session)
+
+    def apply_many(self, changes: Sequence[Change], session: Session | None = None) -> DirectorySnapshot:
+        """Fold changes, in order, into one new snapshot, under one lock and one session.
+
+        Why: the R13 writer commits a batch of first registrations at once (a lab's phones
+        starting up), and applying them one by one cost a session, a device re-read and a
+        re-read of the device's lines each, in every process. Changes in `R13_ONLY` touch
+        only the device entry, so a run of them is refreshed with one query, lines untouched.
+        """
         with self._lock, self._session(session) as s:
             snap = self._snapshot
-            entity, eid = change.entity, change.entity_id
-            if entity == "account":
-                account = s.get(Account, eid)
-                snap = replace(snap, accounts=snap.accounts.evolve(
-                    {eid: _account_entry(account)} if account else None,
-                    () if account else [eid]))
-                if change.kind == "account.devices_imported":
-                    # One change for a whole bulk import: re-read the account's lines in one query.
-                    before = [e for e in snap.lines_by_id.values() if e.account_id == eid]
-                    snap = replace_lines(snap, before, _fetch_lines(s, col(Device.account_id) == eid, snap.users))
-                    known = [d.id for d in snap.devices.values() if d.account_id == eid]
-                    snap = replace_devices(snap, known, _fetch_devices(s, col(Device.account_id) == eid))
-            elif entity == "user":
-                fetched = _fetch_users(s, col(User.id) == eid)
-                old_user = snap.users.get(eid)
-                ext_deletes = [(old_user.account_id, old_user.extension)] if old_user else []
-                deltas = {} if old_user is None else {old_user.account_id: -1}
-                if fetched:
-                    entry = fetched[0]
-                    key = (entry.account_id, entry.extension)
-                    ext_deletes = [k for k in ext_deletes if k != key]
-                    deltas[entry.account_id] = deltas.get(entry.account_id, 0) + 1
-                    snap = replace(snap, users=snap.users.evolve({eid: entry}),
-                                   user_by_extension=snap.user_by_extension.evolve({key: eid}, ext_deletes))
-                else:
-                    snap = replace(snap, users=snap.users.evolve(None, [eid]),
-                                   user_by_extension=snap.user_by_extension.evolve(None, ext_deletes))
-                snap = replace(snap, user_counts=_recount(snap.user_counts, deltas))
-                snap = replace_lines(snap, snap.by_user.get(eid, ()),
-                                     _fetch_lines(s, col(Line.user_id) == eid, snap.users))
-            elif entity == "device":
-                snap = replace_lines(snap, snap.by_device.get(eid, ()),
-                                     _fetch_lines(s, col(Line.device_id) == eid, snap.users))
-                snap = replace_devices(snap, [eid], _fetch_devices(s, col(Device.id) == eid))
-            elif entity == "location":
-                snap = _refresh_location(snap, s, eid)
-            elif entity == "outage":
-                outage = s.get(SiteOutage, eid)
-                if outage is not None:
-                    snap = _refresh_location(snap, s, outage.location_id)
-            elif entity == "line":
-                old = snap.lines_by_id.get(eid)
-                # A reassigned line changes user (and username): re-read it by id.
-                snap = replace_lines(snap, [old] if old else [], _fetch_lines(s, col(Line.id) == eid, snap.users))
-            elif entity == "licence":
-                held = snap.licences.get(eid)
-                now = _licence_entries(s, col(Licence.id) == eid)
-                users = set(held.user_ids if held else ()) | {u for e in now for u in e.user_ids}
-                old_lines = [e for u in users for e in snap.by_user.get(u, ())]
-                new_lines = _fetch_lines(s, col(Line.user_id).in_(sorted(users)), snap.users) if users else []
-                snap = replace(snap, licences=snap.licences.evolve(
-                    {e.id: e for e in now}, () if now else [eid]))
-                snap = replace_lines(snap, old_lines, new_lines)
-            # A device's location_id changes arrive as device.* events; a location's fields as
-            # location.* (plus device.location_changed per bound device). "room_kit" and "order"
-            # carry nothing the SIP path reads.
-            snap = replace(snap, version=snap.version + 1)
+            r13_devices: list[int] = []
+            for change in changes:
+                if change.kind in R13_ONLY:
+                    r13_devices.append(change.entity_id)
+                    continue
+                if r13_devices:
+                    snap = _refresh_devices(snap, s, r13_devices)
+                    r13_devices = []
+                snap = _fold(snap, s, change)
+            if r13_devices:
+                snap = _refresh_devices(snap, s, r13_devices)
+            snap = replace(snap, version=snap.version + len(changes))
             self._snapshot = snap
             return snap
+
+
+def _refresh_devices(snap: DirectorySnapshot, s: Session, ids: list[int]) -> DirectorySnapshot:
+    """The entries of devices `ids` re-read, in chunks that keep a statement's bound
+    parameters well inside every backend's limit."""
+    unique = sorted(set(ids))
+    for start in range(0, len(unique), _BATCH):
+        chunk = unique[start:start + _BATCH]
+        snap = replace_devices(snap, chunk, _fetch_devices(s, col(Device.id).in_(chunk)))
+    return snap
+
+
+def _fold(snap: DirectorySnapshot, s: Session, change: Change) -> DirectorySnapshot:
+    """One change folded into `snap`, re-reading only the rows it names."""
+    entity, eid = change.entity, change.entity_id
+    if entity == "account":
+        account = s.get(Account, eid)
+        snap = replace(snap, accounts=snap.accounts.evolve(
+            {eid: _account_entry(account)} if account else None,
+            () if account else [eid]))
+        if change.kind == "account.devices_imported":
+            # One change for a whole bulk import: re-read the account's lines in one query.
+            before = [e for e in snap.lines_by_id.values() if e.account_id == eid]
+            snap = replace_lines(snap, before, _fetch_lines(s, col(Device.account_id) == eid, snap.users))
+            known = [d.id for d in snap.devices.values() if d.account_id == eid]
+            snap = replace_devices(snap, known, _fetch_devices(s, col(Device.account_id) == eid))
+    elif entity == "user":
+        fetched = _fetch_users(s, col(User.id) == eid)
+        old_user = snap.users.get(eid)
+        ext_deletes = [(old_user.account_id, old_user.extension)] if old_user else []
+        deltas = {} if old_user is None else {old_user.account_id: -1}
+        if fetched:
+            entry = fetched[0]
+            key = (entry.account_id, entry.extension)
+            ext_deletes = [k for k in ext_deletes if k != key]
+            deltas[entry.account_id] = deltas.get(entry.account_id, 0) + 1
+            snap = replace(snap, users=snap.users.evolve({eid: entry}),
+                           user_by_extension=snap.user_by_extension.evolve({key: eid}, ext_deletes))
+        else:
+            snap = replace(snap, users=snap.users.evolve(None, [eid]),
+                           user_by_extension=snap.user_by_extension.evolve(None, ext_deletes))
+        snap = replace(snap, user_counts=_recount(snap.user_counts, deltas))
+        snap = replace_lines(snap, snap.by_user.get(eid, ()),
+                             _fetch_lines(s, col(Line.user_id) == eid, snap.users))
+    elif entity == "device":
+        snap = replace_lines(snap, snap.by_device.get(eid, ()),
+                             _fetch_lines(s, col(Line.device_id) == eid, snap.users))
+        snap = replace_devices(snap, [eid], _fetch_devices(s, col(Device.id) == eid))
+    elif entity == "location":
+        snap = _refresh_location(snap, s, eid)
+    elif entity == "outage":
+        outage = s.get(SiteOutage, eid)
+        if outage is not None:
+            snap = _refresh_location(snap, s, outage.location_id)
+    elif entity == "line":
+        old = snap.lines_by_id.get(eid)
+        # A reassigned line changes user (and username): re-read it by id.
+        snap = replace_lines(snap, [old] if old else [], _fetch_lines(s, col(Line.id) == eid, snap.users))
+    elif entity == "licence":
+        held = snap.licences.get(eid)
+        now = _licence_entries(s, col(Licence.id) == eid)
+        users = set(held.user_ids if held else ()) | {u for e in now for u in e.user_ids}
+        old_lines = [e for u in users for e in snap.by_user.get(u, ())]
+        new_lines = _fetch_lines(s, col(Line.user_id).in_(sorted(users)), snap.users) if users else []
+        snap = replace(snap, licences=snap.licences.evolve(
+            {e.id: e for e in now}, () if now else [eid]))
+        snap = replace_lines(snap, old_lines, new_lines)
+    # A device's location_id changes arrive as device.* events; a location's fields as
+    # location.* (plus device.location_changed per bound device). "room_kit" and "order"
+    # carry nothing the SIP path reads.
+    return snap

@@ -119,8 +119,7 @@ class E911Store:
 
     def _publish(self, changes: Sequence[Change]) -> None:
         if self._bus is not None:
-            for change in changes:
-                self._bus.publish(change)
+            self._bus.publish_many(changes)  # one batch: the directory folds it under one session
 
     def _retrying(self, work: Any) -> Any:
         """Run `work(session)` in a transaction; a unique-key race with another writer

@@ -20,13 +20,19 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 log = logging.getLogger(__name__)
 
 ENTITIES = ("account", "user", "location", "device", "line", "licence", "room_kit", "order",
             "outage")  # outage: R11 simulated site outages (issue #4)
+
+#: Device changes that touch only the device's R13 state (its E911 row: last network
+#: fingerprint, stale flag, open prompt). Its lines, state and location are as they were, so
+#: the directory refreshes the device entry alone and no binding can be affected. They come
+#: in bursts: a lab's phones registering for the first time each record a fingerprint.
+R13_ONLY = frozenset({"device.fingerprint_recorded", "device.location_stale", "device.location_prompted"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +64,7 @@ class Change:
 
 
 Subscriber = Callable[[Change], object]
+BatchSubscriber = Callable[[Sequence[Change]], object]
 
 
 class ChangeBus:
@@ -67,25 +74,45 @@ class ChangeBus:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._subscribers: tuple[Subscriber, ...] = ()
+        self._subscribers: tuple[tuple[Subscriber, BatchSubscriber | None], ...] = ()
 
-    def subscribe(self, fn: Subscriber) -> Callable[[], None]:
-        """Add `fn`; returns a function that removes it again."""
+    def subscribe(self, fn: Subscriber, *, many: BatchSubscriber | None = None) -> Callable[[], None]:
+        """Add `fn`; returns a function that removes it again. `many`, if given, takes a
+        `publish_many` batch in one call (the directory folds a batch under one lock and one
+        session); without it `fn` is called once per change."""
+        entry = (fn, many)
         with self._lock:
-            self._subscribers = (*self._subscribers, fn)
+            self._subscribers = (*self._subscribers, entry)
 
         def unsubscribe() -> None:
             with self._lock:
                 subs = list(self._subscribers)
-                if fn in subs:
-                    subs.remove(fn)
+                if entry in subs:
+                    subs.remove(entry)
                 self._subscribers = tuple(subs)
 
         return unsubscribe
 
     def publish(self, change: Change) -> None:
-        for fn in self._subscribers:  # tuple read once: safe against concurrent (un)subscribe
+        for fn, _many in self._subscribers:  # tuple read once: safe against concurrent (un)subscribe
             try:
                 fn(change)
             except Exception:
                 log.exception("change subscriber %r failed on %s", fn, change)
+
+    def publish_many(self, changes: Sequence[Change]) -> None:
+        """Publish changes committed together, in order (the R13 writer's batch)."""
+        if not changes:
+            return
+        for fn, many in self._subscribers:
+            if many is None:
+                for change in changes:
+                    try:
+                        fn(change)
+                    except Exception:
+                        log.exception("change subscriber %r failed on %s", fn, change)
+                continue
+            try:
+                many(changes)
+            except Exception:
+                log.exception("change subscriber %r failed on a batch of %d", many, len(changes))

@@ -259,3 +259,38 @@ def test_housekeeping_forgets_the_counts_of_expired_nonces(tmp_path: Path) -> No
     gw.clock.advance(31 + gw.core.limits.housekeeping_real_seconds)
     assert len(gw.auth.nonces) == 0
     assert len(gw.location.lookup(alice.username, gw.clock.now())) == 1  # the binding stays
+
+
+def test_r13_fingerprint_is_handed_over_once_until_the_snapshot_shows_it(gw: Gateway) -> None:
+    """A phone re-registering (or a 16-line phone registering each line) before the R13 writer
+    and the directory have caught up hands its network fingerprint over once, not per REGISTER;
+    it is handed over again after R13_REPORT_RETRY, and at once from another network."""
+    from datetime import UTC, datetime
+
+    from e911.moves import fingerprint
+    from gateway.registrar import R13_REPORT_RETRY
+    from gateway.transport import Peer
+    from provisioning.e911_store import E911Store
+
+    reported: list[dict[str, object]] = []
+    gw.registrar.on_fingerprint = reported.append
+    alice = gw.phone("1001")
+    for _ in range(3):
+        assert register(gw, alice).status == 200
+    home = fingerprint("127.0.0.1", "127.0.0.1").as_dict()
+    assert [(r["device_id"], r["fingerprint"]) for r in reported] == [(alice.device_id, home)]
+
+    gw.clock.advance(R13_REPORT_RETRY + 1)  # still not in the snapshot: a record lost on the way is retried
+    assert register(gw, alice).status == 200
+    assert len(reported) == 2
+
+    store = E911Store(gw.engine, bus=gw.bus)  # the writer records it and the directory follows
+    store.record_registrations([{**reported[-1], "at": datetime.now(UTC)}])
+    assert gw.directory.snapshot.devices[alice.device_id].last_fingerprint == fingerprint("127.0.0.1", "127.0.0.1")
+    gw.clock.advance(R13_REPORT_RETRY + 1)
+    assert register(gw, alice).status == 200
+    assert len(reported) == 2  # same network as recorded: nothing to hand over
+
+    alice.peer = Peer("udp", "127.0.0.9", alice.peer.port + 1000)  # moved: same /24, another Contact host
+    assert register(gw, alice).status == 200
+    assert len(reported) == 3 and reported[-1]["fingerprint"] != home

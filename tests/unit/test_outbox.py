@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from gateway.outbox import BatchWriter
 from provisioning.cdrs import CdrStore
 from provisioning.db import init_db, make_engine
@@ -59,4 +61,26 @@ def test_a_failing_database_is_retried_off_the_caller_thread() -> None:
     writer.submit(record(1))
     writer.close()
     assert [name for name, _ in calls] == ["cdr-writer", "cdr-writer"]
+    assert writer.written == 1
+
+
+def test_a_lingering_writer_gathers_a_trickle_into_one_batch() -> None:
+    """R13 records arrive one per device; lingering puts them in one transaction, not one each."""
+    batches: list[int] = []
+
+    def write_many(batch: list[dict[str, Any]]) -> None:
+        batches.append(len(batch))
+
+    writer = BatchWriter(write_many, name="fingerprints", linger=5.0)
+    for i in range(3):  # well inside the linger
+        writer.submit({"device_id": i})
+    writer.close()  # cuts the linger short and drains
+    assert batches == [3] and writer.written == 3
+
+
+@pytest.mark.timeout(30)
+def test_close_does_not_wait_out_the_linger() -> None:
+    writer = BatchWriter(lambda batch: None, name="fingerprints", linger=600.0)
+    writer.submit({"device_id": 1})
+    writer.close(timeout=60.0)  # a 600 s linger would outlast the test's timeout
     assert writer.written == 1

@@ -3,18 +3,21 @@ among 10k devices touches only its own rows and shards."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import event, insert
+from sqlalchemy import event, insert, update
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col
 
+from e911.moves import fingerprint
 from hardware_profiles.catalog import load_catalog
 from provisioning import services
 from provisioning.db import init_db, make_engine
 from provisioning.directory import Directory, DirectorySnapshot, LineEntry
+from provisioning.e911_store import E911Store
 from provisioning.events import Change, ChangeBus
 from provisioning.models import Account, Device, Line, Location, User
 from provisioning.schemas import AccountCreate, DeviceCreate, LineSpec, LocationCreate, UserCreate
@@ -199,3 +202,67 @@ def test_one_change_among_10k_devices_reads_and_copies_only_its_rows(engine: Eng
     assert after.devices.shares_shards_with(before.devices) >= len(after.devices._shards) - 1
     for name in ("accounts", "users", "user_by_extension", "locations", "devices_by_location", "device_by_mac"):
         assert getattr(after, name) is getattr(before, name), name
+
+
+def test_a_batch_of_first_registrations_refreshes_devices_in_one_query(engine: Engine) -> None:
+    """R13 at start-up: 500 devices record their first network fingerprint in one writer batch.
+    The directory folds the batch with one device query (not a session, a device re-read and a
+    line re-read per device), leaves every line map as it was, and ends equal to a reload."""
+    n = 10_000
+    clock = ManualClock()
+    _bulk_load(engine, n, clock)
+    with Session(engine) as s:
+        s.execute(update(Device).values(state="active"))
+        s.commit()
+    directory = Directory(engine)
+    before = directory.load_all()
+    bus = ChangeBus()
+    per_change: list[Change] = []
+    batches: list[Sequence[Change]] = []
+    bus.subscribe(directory.apply, many=directory.apply_many)
+    bus.subscribe(per_change.append)
+    bus.subscribe(lambda c: None, many=batches.append)
+    store = E911Store(engine, bus=bus)
+    at = datetime(2026, 11, 29, 12, tzinfo=UTC)
+    events = [{"device_id": d, "fingerprint": fingerprint(f"10.{d // 250}.{d % 250}.9", "10.0.0.1").as_dict(),
+               "at": at} for d in range(1, 501)]
+
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "JOIN device_e911" in statement:  # the directory's device read (device + its E911 row)
+            statements.append(statement)
+
+    event.listen(engine, "after_cursor_execute", count)
+    try:
+        outcomes = store.record_registrations(events)
+    finally:
+        event.remove(engine, "after_cursor_execute", count)
+
+    assert [o.status for o in outcomes] == ["first"] * 500
+    assert len(batches) == 1 and len(batches[0]) == 500 and len(per_change) == 500  # both forms
+    assert len(statements) == 1  # the directory's one re-read of the 500 devices (the store reads apart)
+    after = directory.snapshot
+    assert after.devices[7].last_fingerprint == fingerprint("10.0.7.9", "10.0.0.1")
+    assert after.devices[501].last_fingerprint is None
+    for name in ("lines", "lines_by_id", "by_user", "by_device", "users", "accounts"):
+        assert getattr(after, name) is getattr(before, name), name  # lines untouched: R13-only changes
+    assert after.version == before.version + 500
+    fresh = Directory(engine).load_all()
+    assert dict(after.devices) == dict(fresh.devices)
+
+
+def test_a_mixed_batch_folds_in_order(engine: Engine) -> None:
+    """A batch with a line-affecting change among R13-only ones still re-reads that device's lines."""
+    clock = ManualClock()
+    _bulk_load(engine, 20, clock)
+    directory = Directory(engine)
+    directory.load_all()
+    with Session(engine) as s:
+        s.execute(update(Device).where(col(Device.id) == 3).values(state="active"))
+        s.commit()
+    snap = directory.apply_many([Change("device.fingerprint_recorded", 2, 1), Change("device.activated", 3, 1),
+                                 Change("device.location_stale", 4, 1)])
+    assert snap.lines["10003-u3"].device_state == "active" and snap.devices[3].state == "active"
+    assert snap.lines["10002-u2"].device_state == "located"
+    same(snap, Directory(engine).load_all())

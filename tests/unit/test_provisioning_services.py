@@ -224,6 +224,26 @@ def test_bus_isolates_failing_subscribers_and_unsubscribes() -> None:
     assert seen == ["user.created"]
 
 
+def test_bus_hands_a_batch_to_batch_subscribers_and_each_change_to_the_others() -> None:
+    bus = ChangeBus()
+    batches: list[list[str]] = []
+    single: list[str] = []
+
+    def broken(_changes: object) -> None:
+        raise RuntimeError("boom")
+
+    bus.subscribe(lambda c: None, many=broken)  # a failing batch subscriber stops nobody
+    bus.subscribe(lambda c: single.append(f"single:{c.entity_id}"),
+                  many=lambda cs: batches.append([c.kind for c in cs]))
+    bus.subscribe(lambda c: single.append(c.kind))
+    batch = [Change("device.fingerprint_recorded", 1, 1), Change("device.location_stale", 2, 1)]
+    bus.publish_many(batch)
+    bus.publish_many([])
+    bus.publish(Change("user.created", 3, 1))
+    assert batches == [["device.fingerprint_recorded", "device.location_stale"]]
+    assert single == ["device.fingerprint_recorded", "device.location_stale", "single:3", "user.created"]
+
+
 def test_device_rows_reference_profile_kind(world: World) -> None:
     acc = _account(world)
     uid = _user(world, acc, "600")
