@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import pickle
+from dataclasses import replace
 from typing import Any
 
 from gateway.location import Binding
 from gateway.regworkers import worker_for
-from gateway.replication import BINDING, SIP, Channel, ReplicatedLocation, decode_sip, encode_sip
+from gateway.replication import (
+    BINDING,
+    SIP,
+    Channel,
+    ReplicatedLocation,
+    decode_sip,
+    encode_sip,
+    unpack_binding,
+)
 from gateway.transport import Peer
 
 PEER = Peer("udp", "127.0.0.1", 5062)
@@ -36,7 +45,9 @@ def test_a_copy_reports_its_changes_with_times_relative_to_its_own_clock() -> No
     here.remove_all("nobody")  # nothing removed: nothing to report
     kinds = [op[0] for op in ops]
     assert kinds == ["put", "remove", "put", "remove_all"]
-    assert ops[0][1].expires_at == 60.0 and ops[0][1].registered_at == 0.0
+    sent = unpack_binding(pickle.loads(pickle.dumps(ops[0]))[1], 0.0)  # as the other end reads it at its 0
+    assert sent.expires_at == 60.0 and sent.registered_at == 0.0
+    assert sent == replace(binding("alice", "sip:alice@10.0.0.1", expires_at=60.0), registered_at=0.0)
     assert here.lookup("alice", 1000.0) == []  # the local copy changed as well
 
 
@@ -80,6 +91,9 @@ def test_register_affinity_follows_the_call_id_whatever_else_differs() -> None:
     one = b"REGISTER sip:x SIP/2.0\r\nVia: SIP/2.0/UDP a;branch=z9hG4bK1\r\nCall-ID: abc@host\r\nCSeq: 1 REGISTER\r\n\r\n"
     two = b"REGISTER sip:x SIP/2.0\r\nVia: SIP/2.0/UDP a;branch=z9hG4bK2\r\ni:  abc@host\r\nCSeq: 2 REGISTER\r\n\r\n"
     assert worker_for(one, 4) == worker_for(two, 4) is not None  # compact form, other spacing
+    for spelling in (b"call-id: ", b"Call-ID :", b"CALL-ID:\t", b"Call-ID:   "):  # the slow path's spellings
+        assert worker_for(one.replace(b"Call-ID: ", spelling), 4) == worker_for(one, 4)
+    assert worker_for(one.replace(b"abc@host\r\n", b"abc@host \r\n"), 4) == worker_for(one, 4)
     assert worker_for(b"REGISTER sip:x SIP/2.0\r\nCSeq: 1 REGISTER\r\n\r\n", 4) is None
     spread = {worker_for(f"X\r\nCall-ID: {n}@h\r\n".encode(), 3) for n in range(100)}
     assert spread == {0, 1, 2}
