@@ -70,11 +70,22 @@ _CONFIG_ENV = "VOIPLAB_WORKER_CONFIG"
 
 
 def worker_for(data: bytes, count: int) -> int | None:
-    """Which worker a REGISTER goes to: a stable hash of its Call-ID (None if it has none)."""
-    m = _CALL_ID.search(data)
-    if m is None:
-        return None
-    return zlib.crc32(m.group(1).strip()) % count
+    """Which worker a REGISTER goes to: a stable hash of its Call-ID (None if it has none).
+
+    The header as phones and SIPp spell it is found with one `find` (about 1 µs, the regular
+    expression 5 µs, and the main process runs this for every REGISTER); any other spelling
+    (compact `i:`, other case, space before the colon) goes through the expression."""
+    start = data.find(b"\nCall-ID:")
+    if start >= 0:
+        start += 9
+        end = data.find(b"\n", start)
+        value = data[start:end if end >= 0 else len(data)].strip()
+    else:
+        m = _CALL_ID.search(data)
+        if m is None:
+            return None
+        value = m.group(1).strip()
+    return zlib.crc32(value) % count
 
 
 @dataclass
