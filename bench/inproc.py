@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gateway.policy import FloodGuard
-from gateway.serve import FINGERPRINT_LINGER, tune_gc
+from gateway.serve import WRITER_LINGER, tune_gc
 from gateway.sip.digest import Algorithm
 from gateway.sip.message import Request, Response
 from gateway.transport import Peer
@@ -149,7 +149,7 @@ def first_registrations(gw: Gateway, phones: list[Phone]) -> tuple[int, float, f
     from provisioning.e911_store import E911Store
 
     writer = BatchWriter(E911Store(gw.engine, bus=gw.bus).record_registrations, name="fingerprints",
-                         linger=FINGERPRINT_LINGER)
+                         linger=WRITER_LINGER)
     gw.registrar.on_fingerprint = writer.submit
     devices = {p.device_id for p in phones}
     t0 = time.process_time()

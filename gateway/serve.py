@@ -121,10 +121,14 @@ def make_identity(settings: Settings, sip_addrs: list[tuple[str, int]]) -> Ident
                     advertise=v4 or advertise6 or settings.domain, advertise6=advertise6)
 
 
-#: R13 records are not urgent (a move is flagged 0.1 s later) and come one per device in a
-#: registration storm: the writer lingers so they share a few transactions instead of one each
-#: (`bench.inproc --scenario first-registration`: writer CPU 648 → 102 µs per first REGISTER).
-FINGERPRINT_LINGER = 0.1
+#: Call records and R13 fingerprints are not urgent (a record shows in /cdrs, a move is flagged,
+#: 0.1 s later) but come in a steady trickle under load, and a transaction costs the writer
+#: thread (which shares the GIL with the SIP loop) about a millisecond however few rows it
+#: writes. Lingering gathers a trickle into a few transactions:
+#: - `bench.inproc --scenario first-registration`: writer CPU 648 → 102 µs per first REGISTER;
+#: - py-spy at a steady 300 calls/s: the CDR writer took a third of the main process's samples,
+#:   in batches of one or two records.
+WRITER_LINGER = 0.1
 
 
 async def start(settings: Settings, *, announce: Callable[[str], None] = print) -> Running:
@@ -140,7 +144,7 @@ async def start(settings: Settings, *, announce: Callable[[str], None] = print) 
 
     wall: Callable[[], datetime] = clock.wall
     cdr_store = CdrStore(engine)
-    cdr_writer = BatchWriter(cdr_store.write_many)
+    cdr_writer = BatchWriter(cdr_store.write_many, linger=WRITER_LINGER)
 
     sip_addrs = settings.sip_addresses()
     identity = make_identity(settings, sip_addrs)
@@ -165,7 +169,7 @@ async def start(settings: Settings, *, announce: Callable[[str], None] = print) 
         "emergency": BatchWriter(e911_store.record_emergency_calls, name="e911-calls"),
         "psap": BatchWriter(e911_store.record_psap_calls, name="psap-calls"),
         "fingerprints": BatchWriter(e911_store.record_registrations, name="fingerprints",
-                                    linger=FINGERPRINT_LINGER),
+                                    linger=WRITER_LINGER),
     }
     notifier = Notifier(engine, now=wall)
     psap_log = PsapLog(on_change=lambda call: writers["psap"].submit(call.to_dict()))
