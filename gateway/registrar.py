@@ -124,8 +124,7 @@ class Registrar:
         device_id = line.device_id
         device = snapshot.devices.get(device_id)
         if device is not None and device.last_fingerprint == current:
-            if device_id in self._reported:
-                del self._reported[device_id]
+            self._reported.pop(device_id, None)
             return  # the common case: same network, nothing to write
         reported = self._reported.get(device_id)
         if reported is not None and reported[0] == current and now - reported[1] < R13_REPORT_RETRY:

@@ -177,12 +177,9 @@ class RegistrarWorkers:
         for worker in self.workers:
             worker.channel.send_obj(BINDING, op)
 
-    def broadcast_change(self, change: object) -> None:
-        """ChangeBus subscriber (any thread): the workers' snapshots follow provisioning."""
-        self.broadcast_changes((change,))
-
     def broadcast_changes(self, changes: Sequence[object]) -> None:
-        """The batch form: one hop to the loop for a batch (the R13 writer's)."""
+        """ChangeBus batch subscriber (any thread): the workers' snapshots follow provisioning,
+        one hop to the loop per batch (the R13 writer's)."""
         loop = self._loop
         if loop is None:
             return

@@ -140,7 +140,7 @@ async def start(settings: Settings, *, announce: Callable[[str], None] = print) 
     bus = ChangeBus()
     directory = Directory(engine)
     await asyncio.to_thread(directory.load_all)
-    bus.subscribe(directory.apply, many=directory.apply_many)
+    bus.subscribe_many(directory.apply_many)
 
     wall: Callable[[], datetime] = clock.wall
     cdr_store = CdrStore(engine)
@@ -205,7 +205,7 @@ async def start(settings: Settings, *, announce: Callable[[str], None] = print) 
         workers = RegistrarWorkers(settings, nonce_secret, location, core.on_message, writers["fingerprints"].submit)
         await workers.start(workers_wanted, sip_bound)
         transports.on_message = workers.dispatch
-        bus.subscribe(workers.broadcast_change, many=workers.broadcast_changes)
+        bus.subscribe_many(workers.broadcast_changes)
     if settings.tls:
         if settings.tls_cert and settings.tls_key:
             cert, key = settings.tls_cert, settings.tls_key
@@ -217,7 +217,7 @@ async def start(settings: Settings, *, announce: Callable[[str], None] = print) 
     def drop_bindings(changes: Sequence[Change]) -> None:  # any thread: hop to the loop once per batch
         loop.call_soon_threadsafe(registrar.on_changes, changes, directory.snapshot, core.clock.now())
 
-    bus.subscribe(lambda change: drop_bindings((change,)), many=drop_bindings)
+    bus.subscribe_many(drop_bindings)
 
     def close_idle_connections() -> None:
         transports.close_idle()

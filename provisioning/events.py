@@ -17,6 +17,7 @@ publish `change.to_json()`, and on the far side `bus.publish(Change.from_json(s)
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -70,49 +71,52 @@ BatchSubscriber = Callable[[Sequence[Change]], object]
 class ChangeBus:
     """In-process pub/sub. Subscribers are plain callables, called in
     subscription order; one failing subscriber is logged and does not stop
-    the others (the change is already committed, so there is nothing to undo)."""
+    the others (the change is already committed, so there is nothing to undo).
+
+    Every subscriber is held as a batch callable: `subscribe(fn)` wraps `fn` to be called
+    once per change, `subscribe_many(fn)` takes the batch whole (the directory folds a
+    batch under one lock and one session), and `publish(change)` is a batch of one."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._subscribers: tuple[tuple[Subscriber, BatchSubscriber | None], ...] = ()
+        self._subscribers: tuple[BatchSubscriber, ...] = ()
 
-    def subscribe(self, fn: Subscriber, *, many: BatchSubscriber | None = None) -> Callable[[], None]:
-        """Add `fn`; returns a function that removes it again. `many`, if given, takes a
-        `publish_many` batch in one call (the directory folds a batch under one lock and one
-        session); without it `fn` is called once per change."""
-        entry = (fn, many)
+    def subscribe(self, fn: Subscriber) -> Callable[[], None]:
+        """Add `fn`, called once per change; returns a function that removes it again."""
+        return self.subscribe_many(functools.partial(_each, fn))
+
+    def subscribe_many(self, fn: BatchSubscriber) -> Callable[[], None]:
+        """Add `fn`, called once per published batch; returns a function that removes it."""
         with self._lock:
-            self._subscribers = (*self._subscribers, entry)
+            self._subscribers = (*self._subscribers, fn)
 
         def unsubscribe() -> None:
             with self._lock:
                 subs = list(self._subscribers)
-                if entry in subs:
-                    subs.remove(entry)
+                if fn in subs:
+                    subs.remove(fn)
                 self._subscribers = tuple(subs)
 
         return unsubscribe
 
     def publish(self, change: Change) -> None:
-        for fn, _many in self._subscribers:  # tuple read once: safe against concurrent (un)subscribe
-            try:
-                fn(change)
-            except Exception:
-                log.exception("change subscriber %r failed on %s", fn, change)
+        self.publish_many((change,))
 
     def publish_many(self, changes: Sequence[Change]) -> None:
         """Publish changes committed together, in order (the R13 writer's batch)."""
         if not changes:
             return
-        for fn, many in self._subscribers:
-            if many is None:
-                for change in changes:
-                    try:
-                        fn(change)
-                    except Exception:
-                        log.exception("change subscriber %r failed on %s", fn, change)
-                continue
+        for fn in self._subscribers:  # tuple read once: safe against concurrent (un)subscribe
             try:
-                many(changes)
+                fn(changes)
             except Exception:
-                log.exception("change subscriber %r failed on a batch of %d", many, len(changes))
+                log.exception("change subscriber %r failed on a batch of %d", fn, len(changes))
+
+
+def _each(fn: Subscriber, changes: Sequence[Change]) -> None:
+    """A per-change subscriber fed a batch: one failing change does not stop the rest."""
+    for change in changes:
+        try:
+            fn(change)
+        except Exception:
+            log.exception("change subscriber %r failed on %s", fn, change)

@@ -287,7 +287,7 @@ def prov(db_url: str) -> Iterator[Api]:
     bus = ChangeBus()
     directory = Directory(engine)
     directory.load_all()
-    bus.subscribe(directory.apply, many=directory.apply_many)
+    bus.subscribe_many(directory.apply_many)
     clock = ManualClock()
     live = StaticLiveView()
     token = secrets.token_urlsafe(16)

@@ -79,7 +79,7 @@ class Gateway:
         self.bus = ChangeBus()
         self.directory = Directory(self.engine)
         self.directory.load_all()
-        self.bus.subscribe(self.directory.apply, many=self.directory.apply_many)
+        self.bus.subscribe_many(self.directory.apply_many)
         self.catalog = load_catalog()
         self.records: list[dict[str, Any]] = []
         self.sent: list[tuple[bytes, Peer]] = []

@@ -219,9 +219,9 @@ def test_a_batch_of_first_registrations_refreshes_devices_in_one_query(engine: E
     bus = ChangeBus()
     per_change: list[Change] = []
     batches: list[Sequence[Change]] = []
-    bus.subscribe(directory.apply, many=directory.apply_many)
+    bus.subscribe_many(directory.apply_many)
     bus.subscribe(per_change.append)
-    bus.subscribe(lambda c: None, many=batches.append)
+    bus.subscribe_many(batches.append)
     store = E911Store(engine, bus=bus)
     at = datetime(2026, 11, 29, 12, tzinfo=UTC)
     events = [{"device_id": d, "fingerprint": fingerprint(f"10.{d // 250}.{d % 250}.9", "10.0.0.1").as_dict(),

@@ -98,7 +98,7 @@ def w(sqlite_url: str) -> Iterator[World]:  # noqa: F811
     bus = ChangeBus()
     directory = Directory(engine)
     directory.load_all()
-    bus.subscribe(directory.apply, many=directory.apply_many)
+    bus.subscribe_many(directory.apply_many)
     clock = ManualClock()
     with Session(engine, expire_on_commit=False) as session:
         world = World(ServiceEnv(session=session, now=clock, sip_domain=DOMAIN, catalog=load_catalog(), bus=bus,

@@ -232,16 +232,22 @@ def test_bus_hands_a_batch_to_batch_subscribers_and_each_change_to_the_others() 
     def broken(_changes: object) -> None:
         raise RuntimeError("boom")
 
-    bus.subscribe(lambda c: None, many=broken)  # a failing batch subscriber stops nobody
-    bus.subscribe(lambda c: single.append(f"single:{c.entity_id}"),
-                  many=lambda cs: batches.append([c.kind for c in cs]))
+    def fails_on_the_first(c: Change) -> None:
+        if c.entity_id == 1:
+            raise RuntimeError("boom")
+        single.append(f"after a failure: {c.entity_id}")
+
+    bus.subscribe_many(broken)  # a failing batch subscriber stops nobody
+    bus.subscribe_many(lambda cs: batches.append([c.kind for c in cs]))
+    bus.subscribe(fails_on_the_first)  # nor does one change failing stop the rest of the batch
     bus.subscribe(lambda c: single.append(c.kind))
     batch = [Change("device.fingerprint_recorded", 1, 1), Change("device.location_stale", 2, 1)]
     bus.publish_many(batch)
     bus.publish_many([])
-    bus.publish(Change("user.created", 3, 1))
-    assert batches == [["device.fingerprint_recorded", "device.location_stale"]]
-    assert single == ["device.fingerprint_recorded", "device.location_stale", "single:3", "user.created"]
+    bus.publish(Change("user.created", 3, 1))  # a batch of one
+    assert batches == [["device.fingerprint_recorded", "device.location_stale"], ["user.created"]]
+    assert single == ["after a failure: 2", "device.fingerprint_recorded", "device.location_stale",
+                      "after a failure: 3", "user.created"]
 
 
 def test_device_rows_reference_profile_kind(world: World) -> None:
